@@ -238,11 +238,15 @@ _FOREIGN_SIGNATURES = {
 }
 
 
-def _open_checked(path: Path) -> BinaryIO:
-    """Open ``path`` for unpickling; missing files and well-known non-pickle formats fail here."""
+def _open_existing(path: Path) -> BinaryIO:
     if not path.is_file():
         raise ModelFileError(path, "file not found; download it from the FLAME website or check the path.")
-    stream = open(path, "rb")
+    return open(path, "rb")
+
+
+def _open_checked(path: Path) -> BinaryIO:
+    """Open ``path`` for unpickling; missing files and well-known non-pickle formats fail here."""
+    stream = _open_existing(path)
     head = stream.read(8)
     stream.seek(0)
     for signature, kind in _FOREIGN_SIGNATURES.items():
@@ -419,7 +423,7 @@ def load_object_npy(path: str | Path, allow_torch: bool = False) -> Any:
         numeric ``.npy``, the array itself.
     """
     path = Path(path)
-    with _open_checked(path) as stream:
+    with _open_existing(path) as stream:
         try:
             version = np.lib.format.read_magic(stream)
             if version == (1, 0):
