@@ -176,6 +176,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             return self._reconstructor
         if canonical == ("_codecs", "encode"):
             return self._latin1_encode
+        if canonical == ("builtins", "bytes"):
+            return self._bytes
         if module == "chumpy" or module.startswith("chumpy."):
             if self.real_chumpy:
                 return getattr(importlib.import_module(module), name)
@@ -207,6 +209,14 @@ class RestrictedUnpickler(pickle.Unpickler):
         if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1":
             raise _refusal(self.path, "_codecs", f"encode(..., {encoding!r})")
         return text.encode("latin-1")
+
+    def _bytes(self, *args: Any) -> bytes:
+        """``bytes`` as protocol-2 pickles use it (``bytes()`` for b''), never ``bytes(huge_int)``."""
+        if not args:
+            return b""
+        if len(args) == 1 and isinstance(args[0], (bytes, bytearray, list, tuple)):
+            return bytes(args[0])
+        raise _refusal(self.path, "builtins", f"bytes({type(args[0]).__name__})")
 
     def _torch_global(self, canonical: tuple[str, str]) -> Callable[..., Any] | None:
         import torch._utils
