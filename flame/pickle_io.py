@@ -30,7 +30,6 @@ from __future__ import annotations
 import _compat_pickle
 import codecs
 import collections
-import copyreg
 import importlib
 import io
 import pickle
@@ -48,7 +47,7 @@ _ENCODING = "latin1"
 _SPARSE_FORMATS = {"csc", "csr", "coo"}
 
 
-def _numpy_core() -> Any:
+def _numpy_core() -> tuple[Any, Any]:
     """``numpy._core`` on NumPy 2, ``numpy.core`` on NumPy 1."""
     try:
         return importlib.import_module("numpy._core.multiarray"), importlib.import_module("numpy._core.numeric")
@@ -289,7 +288,10 @@ def unpickle_restricted(
         raise ModelFileError(
             path, f"is not a readable pickle ({error}); is this the right file, and is it complete?"
         ) from error
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError, struct.error, UnicodeDecodeError, MemoryError, RuntimeError) as error:
+    except (
+        ValueError, TypeError, AttributeError, IndexError, KeyError, ImportError,
+        struct.error, UnicodeDecodeError, MemoryError, RuntimeError,
+    ) as error:
         raise ModelFileError(
             path, f"could not be unpickled ({type(error).__name__}: {error}); the file is corrupt, download it again."
         ) from error

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import types
@@ -364,3 +365,50 @@ def test_missing_truncated_and_foreign_files(tmp_path: Path) -> None:
     broken_npz.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ModelFileError, match=r"generic_model\.npz: is not a readable \.npz"):
         load_flame_model(broken_npz)
+
+
+def python2_array_opcodes(array: np.ndarray) -> bytes:
+    """The opcodes Python 2's cPickle (protocol 2) writes for a C-contiguous ndarray: the raw
+    data as a Python-2 ``str`` (BINSTRING), which only ``encoding='latin1'`` reads back."""
+
+    def short_string(text: bytes) -> bytes:
+        return b"U" + bytes([len(text)]) + text
+
+    def small_int(n: int) -> bytes:
+        return b"K" + bytes([n])
+
+    def int32(n: int) -> bytes:
+        return b"J" + struct.pack("<i", n)
+
+    descr = array.dtype.str
+    dtype = (
+        b"cnumpy\ndtype\n" + short_string(descr[1:].encode()) + small_int(0) + small_int(1) + b"\x87R"
+        + b"(" + small_int(3) + short_string(descr[:1].encode()) + b"NNN" + int32(-1) + int32(-1) + small_int(0) + b"tb"
+    )
+    raw = array.tobytes()
+    return (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + small_int(0) + b"\x85" + short_string(b"b") + b"\x87R"
+        + b"(" + small_int(1) + b"(" + b"".join(int32(n) for n in array.shape) + b"t" + dtype
+        + b"\x89T" + struct.pack("<I", len(raw)) + raw + b"tb"
+    )
+
+
+def test_python2_str_array_data_is_read(tmp_path: Path) -> None:
+    arrays = {"v_template": np.linspace(-1, 1, 12).reshape(4, 3), "f": np.array([[0, 1, 2], [2, 3, 0]], dtype=np.uint32)}
+    body = b"".join(b"U" + bytes([len(k)]) + k.encode() + python2_array_opcodes(v) for k, v in arrays.items())
+    path = tmp_path / "py2.pkl"
+    path.write_bytes(b"\x80\x02}(" + body + b"u.")
+    loaded = load_pickle(path)
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(loaded[key], value)
+        assert loaded[key].dtype == value.dtype
+
+
+def test_garbage_bytes_are_not_a_pickle(tmp_path: Path) -> None:
+    path = tmp_path / "generic_model.pkl"
+    path.write_bytes(bytes(range(7, 200)))
+    with pytest.raises(ModelFileError, match=r"generic_model\.pkl: (is not a readable pickle|could not be unpickled)"):
+        load_flame_model(path)
+    path.write_bytes(b"")
+    with pytest.raises(ModelFileError, match=r"generic_model\.pkl: is empty"):
+        load_flame_model(path)
