@@ -278,6 +278,9 @@ def test_demo_head_split_and_label(tmp_path: Path) -> None:
     assert (model.n_shape, model.n_expression) == (7, 5) and model.is_demo
     assert_matches(model, arrays, n_shape=7)
     assert "n_shape" not in model.extras
+    converted = load_flame_model(convert_flame_model(path, tmp_path / "demo_head.npz"))
+    assert converted.is_demo and (converted.n_shape, converted.n_expression) == (7, 5)
+    assert converted.extras["model_name"] == "flamefit open demo head (not FLAME)"
 
 
 def test_npz_conversion_round_trips_without_pickle(tmp_path: Path) -> None:
