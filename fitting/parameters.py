@@ -99,11 +99,16 @@ def _read_any(path: Path) -> dict:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     if path.suffix == ".npy":
-        # DECA saves its code dict with np.save, which needs pickle: only load files you trust.
-        value = np.load(path, allow_pickle=True)
-        if value.dtype == object and value.shape == ():
-            return dict(value.item())
-        raise ValueError(f"{path}: expected a dict saved with np.save; got an array {value.shape}")
+        from flame.pickle_io import load_object_npy
+
+        # DECA saves its code dict with np.save (a pickle, possibly of torch tensors): read it
+        # through the restricted unpickler, which refuses anything but arrays and tensors.
+        value = load_object_npy(path, allow_torch=True)
+        if isinstance(value, np.ndarray) and value.dtype == object and value.shape == ():
+            value = value.item()
+        if not isinstance(value, dict):
+            raise ValueError(f"{path}: expected a dict saved with np.save; got {type(value).__name__}")
+        return value
     if path.suffix == ".pkl":
         from flame.pickle_io import load_pickle
 
