@@ -101,14 +101,15 @@ def load_image(path: str | Path, max_side: int = DEFAULT_MAX_SIDE,
                                         "re-export or re-download the photo") from None
         with image:
             stored_size = image.size
-            orientation = _exif_orientation(image)
+            is_16_bit = _is_16_bit_colour(image)  # the tile list is gone once loaded
+            orientation = _exif_orientation(image)  # may load a PNG (EXIF after the data)
             _request_reduced_decode(image, max_side)
             try:
                 image.load()
             except _DECODE_ERRORS as error:
                 raise NotAnImageError(path, f"image data is truncated or corrupt ({error}); "
                                             "re-export or re-download the photo") from None
-            rgb = _to_rgb8(image, notes)
+            rgb = _to_rgb8(image, notes, is_16_bit)
 
     if orientation not in (None, 1):
         rgb = _apply_exif_orientation(rgb, orientation)
@@ -167,13 +168,22 @@ def _request_reduced_decode(image: Image.Image, max_side: int) -> None:
         image.draft(image.mode, (int(np.ceil(width * factor)), int(np.ceil(height * factor))))
 
 
-def _to_rgb8(image: Image.Image, notes: list[str]) -> np.ndarray:
-    """Convert a loaded Pillow image of any mode to ``(H, W, 3) uint8`` RGB, noting conversions."""
-    mode = image.mode
+def _is_16_bit_colour(image: Image.Image) -> bool:
+    """Whether a not yet loaded colour image is stored with 16 bits per channel."""
     rawmode = image.tile[0][-1] if image.tile else None
     if isinstance(rawmode, tuple):
         rawmode = rawmode[0]
-    if isinstance(rawmode, str) and ";16" in rawmode and mode in ("RGB", "RGBA", "LA"):
+    return isinstance(rawmode, str) and ";16" in rawmode and image.mode in ("RGB", "RGBA", "LA")
+
+
+def _to_rgb8(image: Image.Image, notes: list[str], is_16_bit: bool = False) -> np.ndarray:
+    """Convert a loaded Pillow image of any mode to ``(H, W, 3) uint8`` RGB, noting conversions.
+
+    ``is_16_bit`` says the (colour) image was stored at 16 bits per channel; Pillow has already
+    reduced it to 8 bits.
+    """
+    mode = image.mode
+    if is_16_bit:
         notes.append("converted from 16-bit")
     if mode == "P":
         has_alpha = "transparency" in image.info or image.palette.mode == "RGBA"
