@@ -1,0 +1,128 @@
+"""The demo head's small linear albedo model in its UV atlas.
+
+Every texel is traced back to a point of the neutral head (rasterising the atlas) and the
+mean and components are smooth functions of that point: overall skin tone, redness,
+yellowness, lip colour, brow darkness, stubble, cheek blush, iris hue and lightness, sclera
+tint, scalp shade and a nose/forehead tone. Images are RGB in [0, 1], row 0 the top of the
+texture (v = 1 in OBJ convention); components are changes per unit (unit-variance)
+coefficient, small enough that any one of them within +-3 keeps the albedo plausible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from flame.demo_head.anatomy import Anatomy
+from flame.demo_head.geometry import HeadLayout
+
+RESOLUTION = 256
+COMPONENT_NAMES = (
+    "skin tone (light - dark)", "redness", "yellowness", "lip colour", "brow darkness",
+    "stubble", "cheek blush", "iris hue (brown - blue)", "iris lightness", "sclera tint",
+    "scalp shade", "nose and forehead tone",
+)
+SKIN_RGB = np.array([0.80, 0.62, 0.52])
+LIP_RGB = np.array([0.70, 0.42, 0.42])
+SCLERA_RGB = np.array([0.93, 0.91, 0.88])
+IRIS_RGB = np.array([0.40, 0.28, 0.17])
+PUPIL_RGB = np.array([0.04, 0.03, 0.03])
+
+
+def rasterise_atlas(vt: np.ndarray, ft: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which triangle covers each texel centre, and where.
+
+    Args:
+        vt: ``(T, 2)`` texture coordinates (OBJ convention); ft: ``(F, 3)`` indices into vt.
+
+    Returns:
+        ``(H, W)`` int64 face index (-1 where no triangle) and ``(H, W, 3)`` barycentrics; row 0
+        is the top of the image.
+    """
+    px = np.stack([vt[:, 0] * resolution - 0.5, (1.0 - vt[:, 1]) * resolution - 0.5], 1)
+    tri = px[ft]  # (F, 3, 2)
+    lo = np.clip(np.floor(tri.min(1)).astype(int), 0, resolution - 1)
+    hi = np.clip(np.ceil(tri.max(1)).astype(int), 0, resolution - 1)
+    span = hi - lo + 1
+    counts = span[:, 0] * span[:, 1]
+    face = np.repeat(np.arange(len(ft)), counts)
+    local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    col = lo[face, 0] + local % span[face, 0]
+    row = lo[face, 1] + local // span[face, 0]
+    a, b, c = tri[face, 0], tri[face, 1], tri[face, 2]
+    det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
+    det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+    w1 = ((col - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (row - a[:, 1])) / det
+    w2 = ((b[:, 0] - a[:, 0]) * (row - a[:, 1]) - (col - a[:, 0]) * (b[:, 1] - a[:, 1])) / det
+    w0 = 1.0 - w1 - w2
+    inside = (w0 >= -1e-6) & (w1 >= -1e-6) & (w2 >= -1e-6)
+    face_map = np.full((resolution, resolution), -1, dtype=np.int64)
+    bary_map = np.zeros((resolution, resolution, 3))
+    face_map[row[inside], col[inside]] = face[inside]
+    bary_map[row[inside], col[inside]] = np.stack([w0, w1, w2], 1)[inside]
+    return face_map, bary_map
+
+
+def _fill_outside(image: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Copy each uncovered texel from its nearest covered one (so sampling never sees black)."""
+    _, (rows, cols) = ndimage.distance_transform_edt(~covered, return_indices=True)
+    return image[rows, cols]
+
+
+def _bump(points: np.ndarray, centre, sigma) -> np.ndarray:
+    q = (points - np.asarray(centre, dtype=float)) / np.asarray(sigma, dtype=float)
+    return np.exp(-0.5 * np.sum(q * q, axis=-1))
+
+
+def texture_space(
+    layout: HeadLayout, anatomy: Anatomy, vertices: np.ndarray, faces: np.ndarray, vt: np.ndarray, ft: np.ndarray,
+    resolution: int = RESOLUTION,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(H, W, 3)`` and basis ``(H, W, 3, K)`` of the demo albedo model (RGB, [0, 1])."""
+    a = anatomy
+    face_map, bary_map = rasterise_atlas(vt, ft, resolution)
+    covered = face_map >= 0
+    corners = vertices[faces[np.maximum(face_map, 0)]]  # (H, W, 3, 3)
+    p = np.einsum("hwk,hwkc->hwc", bary_map, corners)
+    first_vertex = faces[np.maximum(face_map, 0), 0]
+    eyeball = covered & (first_vertex >= layout.n_skin)
+    skin = covered & ~eyeball
+    m = np.concatenate([np.abs(p[..., :1]), p[..., 1:]], axis=-1)  # mirrored to the left side
+    # eyes: angle from the eyeball's forward axis
+    local = m - a.eye_centre
+    gaze = np.arccos(np.clip(local[..., 2] / np.maximum(np.linalg.norm(local, axis=-1), 1e-9), -1.0, 1.0))
+    iris = eyeball * (1.0 / (1.0 + np.exp((gaze - 0.45) / 0.03)))
+    pupil = eyeball * (1.0 / (1.0 + np.exp((gaze - 0.2) / 0.02)))
+    lips = skin * _bump(p, (0.0, a.mouth_y - 0.001, 0.07), (a.mouth_half_width * 0.8, 0.0085, 0.03))
+    brows = skin * _bump(m, (a.brow_x + 0.004, a.brow_y + 0.004, a.brow_z + 0.01), (0.018, 0.0045, 0.02))
+    stubble = skin * np.clip(_bump(p, (0.0, -0.06, 0.06), (0.045, 0.03, 0.05)) - 0.9 * lips, 0.0, 1.0) * (p[..., 2] > -0.02)
+    blush = skin * _bump(m, (0.04, -0.01, 0.05), (0.015, 0.015, 0.03))
+    scalp = skin * np.clip((p[..., 1] - 0.075) / 0.02 + np.clip(-p[..., 2] - 0.02, 0, None) / 0.02 * (p[..., 1] > -0.05), 0.0, 1.0)
+    tone = skin * (_bump(p, (0.0, -0.0, 0.09), (0.012, 0.02, 0.03)) + _bump(p, (0.0, 0.075, 0.08), (0.03, 0.02, 0.04)))
+    skin_f = skin.astype(float)[..., None]
+    mean = skin_f * SKIN_RGB
+    mean = mean + lips[..., None] * (LIP_RGB - SKIN_RGB) + brows[..., None] * -0.25 * SKIN_RGB
+    mean = mean + scalp[..., None] * -0.06
+    eye_f = eyeball.astype(float)[..., None]
+    eye_rgb = SCLERA_RGB + iris[..., None] * (IRIS_RGB - SCLERA_RGB) + pupil[..., None] * (PUPIL_RGB - IRIS_RGB)
+    mean = mean + eye_f * eye_rgb
+    basis = np.stack(
+        [
+            -0.13 * mean * skin_f,
+            skin_f * [0.035, -0.008, -0.012],
+            skin_f * [0.015, 0.012, -0.03],
+            lips[..., None] * [0.05, -0.025, -0.01],
+            brows[..., None] * [-0.06, -0.05, -0.045],
+            stubble[..., None] * [-0.04, -0.04, -0.035],
+            blush[..., None] * [0.04, -0.015, -0.01],
+            (iris - pupil)[..., None] * [-0.08, 0.0, 0.1],
+            (iris - pupil)[..., None] * [0.06, 0.06, 0.06],
+            (eye_f[..., 0] - iris)[..., None] * [0.01, -0.01, -0.025],
+            scalp[..., None] * [-0.06, -0.055, -0.05],
+            tone[..., None] * [0.03, 0.02, 0.015],
+        ],
+        axis=-1,
+    )
+    mean = _fill_outside(mean, covered)
+    basis = _fill_outside(basis, covered)
+    return np.clip(mean, 0.0, 1.0).astype(np.float32), basis.astype(np.float32)
