@@ -6,8 +6,9 @@ beyond the photo; those pixels are padded (edge replication or zeros).
 
 Coordinates: image space and crop space are both pixel coordinates with the origin at the top-left
 pixel's centre, x right, y down (the convention of landmarks, OpenCV and the renderer). Pixel
-``i`` covers ``[i - 0.5, i + 0.5]``; the crop square's outer edges map exactly to the crop's
-outer edges ``-0.5`` and ``R - 0.5``.
+``i`` covers ``[i - 0.5, i + 0.5]``. The crop square is given in the same continuous
+coordinates; its sides map exactly to the crop's outer edges ``-0.5`` and ``R - 0.5``, so the
+square's centre lands on ``((R - 1) / 2, (R - 1) / 2)``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class CropTransform:
         matrix: ``(2, 3) float64`` affine, crop = matrix @ [x, y, 1] for an image point.
         inverse: ``(2, 3) float64`` affine, image = inverse @ [u, v, 1] for a crop point.
         resolution: side of the square crop (px).
-        box: ``(4,) float64`` the crop square in image space, outer pixel edges
-            ``x0, y0, x1, y1`` (may extend beyond the image).
+        box: ``(4,) float64`` the crop square ``x0, y0, x1, y1`` in image space (may extend
+            beyond the image).
     """
 
     matrix: np.ndarray
@@ -120,7 +121,7 @@ def crop_box(landmarks: np.ndarray, scale: float = DEFAULT_SCALE) -> np.ndarray:
     """The square crop box around ``(N, 2)`` image-space landmarks.
 
     Returns:
-        ``(4,) float64`` outer pixel edges ``x0, y0, x1, y1`` (image space), centred on the
+        ``(4,) float64`` square ``x0, y0, x1, y1`` (image space), centred on the
         landmarks' bounding box, side ``scale * (width + height) / 2``.
     """
     points = np.asarray(landmarks, dtype=np.float64)
@@ -135,16 +136,15 @@ def crop_box(landmarks: np.ndarray, scale: float = DEFAULT_SCALE) -> np.ndarray:
 
 
 def crop_transform(box: np.ndarray, resolution: int = DEFAULT_RESOLUTION) -> CropTransform:
-    """The :class:`CropTransform` mapping the square ``box`` (outer pixel edges) to a
-    ``resolution`` x ``resolution`` crop."""
+    """The :class:`CropTransform` mapping the square ``box`` (image space) onto a
+    ``resolution`` x ``resolution`` crop, box sides onto the crop's outer pixel edges."""
     x0, y0, x1, _ = (float(v) for v in box)
     zoom = resolution / (x1 - x0)
-    # Edge x0 (centre coordinate x0 - 0.5 + 0.5) goes to crop edge -0.5:
-    # u = zoom * (x + 0.5 - x0) - 0.5.
-    matrix = np.array([[zoom, 0.0, zoom * (0.5 - x0) - 0.5],
-                       [0.0, zoom, zoom * (0.5 - y0) - 0.5]])
-    inverse = np.array([[1.0 / zoom, 0.0, x0 - 0.5 + 0.5 / zoom],
-                        [0.0, 1.0 / zoom, y0 - 0.5 + 0.5 / zoom]])
+    # The box edge x0 goes to the crop's outer edge -0.5: u = zoom * (x - x0) - 0.5.
+    matrix = np.array([[zoom, 0.0, -zoom * x0 - 0.5],
+                       [0.0, zoom, -zoom * y0 - 0.5]])
+    inverse = np.array([[1.0 / zoom, 0.0, x0 + 0.5 / zoom],
+                        [0.0, 1.0 / zoom, y0 + 0.5 / zoom]])
     return CropTransform(matrix=matrix, inverse=inverse, resolution=int(resolution),
                          box=np.asarray(box, dtype=np.float64))
 
