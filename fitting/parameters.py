@@ -79,10 +79,9 @@ class FitParameters:
 
 def save_parameters(path: str | Path, params: dict[str, np.ndarray], **extra) -> Path:
     """Write one image's parameters as ``params.npz`` (atomic). ``extra`` adds arrays/strings."""
-    from fitting.results_io import atomic_write
+    from fitting.results_io import write_npz
 
-    arrays = {k: np.asarray(v) for k, v in {**params, **extra}.items()}
-    return atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    return write_npz(path, **params, **extra)
 
 
 def _fit(value: np.ndarray, size: int) -> np.ndarray:

@@ -64,6 +64,12 @@ def write_image(path: str | Path, rgb: np.ndarray) -> Path:
     return atomic_write(path, lambda stream: iio.imwrite(stream, rgb, extension=path.suffix))
 
 
+def write_npz(path: str | Path, **arrays: Any) -> Path:
+    """Atomically write arrays as an uncompressed ``.npz`` (loads with ``allow_pickle=False``)."""
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    return atomic_write(path, lambda stream: np.savez(stream, **arrays))
+
+
 def read_report(folder: str | Path) -> dict | None:
     """The ``report.json`` of a result folder, or None if missing or unreadable."""
     try:

@@ -1,0 +1,312 @@
+"""The staged, batched analysis-by-synthesis optimiser.
+
+B images are fitted at once as B independent problems: every loss is kept per image, the sum
+is back-propagated, and each image has its own best-so-far parameters, convergence test and
+divergence guard (a non-finite loss restores that image's best parameters, marks it diverged
+and freezes it while the others go on).
+
+Stages (the reference implementation's schedule by default: Adam, 200 + 800 steps at 224²):
+
+0. closed-form camera from the 51 inner landmarks (scale and translation, no rotation);
+1. rigid: global pose + camera on the 51 inner landmarks;
+2. full: shape, expression, neck/jaw/eye pose, albedo coefficients, SH light, camera (and an
+   optional per-texel albedo offset) on all 68 landmarks (dynamic contour) + a masked robust
+   photometric loss + Gaussian priors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from fitting.losses import (
+    gaussian_prior,
+    landmark_loss,
+    photometric_error,
+    robust_photometric_loss,
+    smoothness_loss,
+)
+from fitting.parameters import FitParameters
+from fitting.scene import HeadScene
+
+INNER = slice(17, 68)  # the 51 static landmarks (brows, eyes, nose, mouth)
+
+
+@dataclass
+class FitConfig:
+    """Schedule and weights of a fit. Defaults follow the reference implementation."""
+
+    resolution: int = 224
+    rigid_steps: int = 200
+    full_steps: int = 800
+    rigid_lr: float = 0.01
+    full_lr: float = 0.005
+    landmark_weight: float = 1.0
+    photometric_weight: float = 8.0
+    photometric_scale: float = 0.1
+    shape_prior: float = 1e-4
+    expression_prior: float = 1e-4
+    texture_prior: float = 1e-4
+    pose_prior: float = 1e-3
+    texture_offset: bool = False
+    offset_lr: float = 0.005
+    offset_smoothness: float = 10.0
+    offset_magnitude: float = 0.1
+    convergence_window: int = 50
+    convergence_tol: float = 1e-4
+    snapshot_every: int = 0
+    seed: int = 0
+
+
+@dataclass
+class FitOutcome:
+    """Result of :func:`fit_batch` (tensors on the fit's device, batch-first).
+
+    Attributes:
+        params: best parameters per image.
+        texture_offset: ``(B, 3, T, T)`` per-texel albedo offset, or None.
+        status: per image ``"done"`` or ``"diverged: <stage> step <n>"``.
+        losses: per stage name, ``(B,)`` best total loss.
+        landmarks: ``(B, 68, 2)`` fitted landmarks, crop pixels.
+        landmark_error: ``(B,)`` mean distance to the targets in crop pixels.
+        photometric_error: ``(B,)`` masked mean absolute RGB error in [0, 1].
+        steps: per stage, steps actually run (early stop when every image converged).
+        snapshots: ``(B, 3, R, R)`` uint8 renders every ``config.snapshot_every`` full-stage
+            steps (for ``progress.gif``); empty unless asked for.
+    """
+
+    params: FitParameters
+    texture_offset: torch.Tensor | None
+    status: list[str]
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    landmarks: torch.Tensor | None = None
+    landmark_error: torch.Tensor | None = None
+    photometric_error: torch.Tensor | None = None
+    steps: dict[str, int] = field(default_factory=dict)
+    snapshots: list[torch.Tensor] = field(default_factory=list)
+
+
+def normalised(points_px: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Crop pixels -> ``[-1, 1]`` across the crop (loss coordinates); ``(..., 2)``."""
+    return points_px / resolution * 2.0 - 1.0
+
+
+def camera_from_landmarks(
+    scene: HeadScene, params: FitParameters, target_px: torch.Tensor, resolution: int
+) -> torch.Tensor:
+    """Closed-form camera ``(B, 3)`` aligning the model's inner landmarks (at the current pose)
+    to the targets by scale and translation (a least-squares similarity without rotation)."""
+    with torch.no_grad():
+        model_points = scene.landmarks_model(params)[:, INNER, :2]  # (B, 51, 2) model x, y
+        target = scene.centred_coordinates(target_px[:, INNER], resolution)  # (B, 51, 2)
+        model_centre = model_points.mean(dim=1, keepdim=True)
+        target_centre = target.mean(dim=1, keepdim=True)
+        spread_model = (model_points - model_centre).pow(2).sum(dim=(1, 2)).sqrt()
+        spread_target = (target - target_centre).pow(2).sum(dim=(1, 2)).sqrt()
+        scale = spread_target / spread_model.clamp_min(1e-9)
+        shift = target_centre[:, 0] / scale[:, None] - model_centre[:, 0]
+        return scene.camera_from_similarity(scale, shift, resolution)
+
+
+class _Tracker:
+    """Per-image best parameters, convergence and divergence for one stage."""
+
+    def __init__(self, params: FitParameters, offset: torch.Tensor | None, window: int, tol: float):
+        batch = params.shape.shape[0]
+        device = params.shape.device
+        self.best = params.detach()
+        self.best_offset = None if offset is None else offset.detach().clone()
+        self.best_loss = torch.full((batch,), math.inf, device=device)
+        self.window_start = self.best_loss.clone()
+        self.active = torch.ones(batch, dtype=torch.bool, device=device)
+        self.diverged_at: dict[int, int] = {}
+        self.window, self.tol = window, tol
+
+    def update(self, step: int, loss: torch.Tensor, params: FitParameters,
+               offset: torch.Tensor | None) -> None:
+        loss = loss.detach()
+        finite = torch.isfinite(loss)
+        for index in torch.nonzero(~finite & self.active).flatten().tolist():
+            self.diverged_at[index] = step
+        self.active &= finite
+        improved = finite & (loss < self.best_loss)
+        self.best_loss = torch.where(improved, loss, self.best_loss)
+        self.best = params.detach().select(improved, self.best)
+        if offset is not None:
+            keep = improved.view(-1, 1, 1, 1)
+            self.best_offset = torch.where(keep, offset.detach(), self.best_offset)
+        if (step + 1) % self.window == 0:
+            gain = (self.window_start - self.best_loss) / self.best_loss.abs().clamp_min(1e-12)
+            converged = torch.isfinite(self.window_start) & (gain < self.tol)
+            self.active &= ~converged
+            self.window_start = self.best_loss.clone()
+
+    def restore_inactive(self, params: FitParameters, offset: torch.Tensor | None) -> None:
+        """Put frozen images back to their best parameters (Adam's momentum would move them)."""
+        self._restore(~self.active, params, offset)
+
+    def restore_best(self, params: FitParameters, offset: torch.Tensor | None) -> None:
+        """Put every image back to its best parameters (end of a stage)."""
+        self._restore(torch.ones_like(self.active), params, offset)
+
+    def _restore(self, which: torch.Tensor, params: FitParameters, offset: torch.Tensor | None) -> None:
+        with torch.no_grad():
+            restored = self.best.select(which, params)
+            for name, value in params.tensors().items():
+                value.copy_(getattr(restored, name))
+            if offset is not None:
+                offset.copy_(torch.where(which.view(-1, 1, 1, 1), self.best_offset, offset))
+
+
+def _run_stage(
+    name: str,
+    steps: int,
+    params: FitParameters,
+    offset: torch.Tensor | None,
+    groups: list[dict],
+    objective: Callable[[FitParameters, torch.Tensor | None], torch.Tensor],
+    config: FitConfig,
+    progress: Callable[[str, int, int], None] | None,
+    grad_masks: dict[int, torch.Tensor] | None = None,
+) -> tuple[_Tracker, int]:
+    """Run one stage; ``grad_masks`` maps ``id(tensor)`` to a 0/1 mask of entries it may move."""
+    grad_masks = grad_masks or {}
+    optimiser = torch.optim.Adam(groups)
+    tracker = _Tracker(params, offset, config.convergence_window, config.convergence_tol)
+    ran = 0
+    for step in range(steps):
+        optimiser.zero_grad(set_to_none=True)
+        loss = objective(params, offset)  # (B,)
+        tracker.update(step, loss, params, offset)
+        ran = step + 1
+        if not bool(tracker.active.any()):
+            break
+        total = torch.where(tracker.active, loss, torch.zeros_like(loss)).sum()
+        total.backward()
+        for group in groups:
+            for tensor in group["params"]:
+                if tensor.grad is not None:
+                    tensor.grad.nan_to_num_(0.0, 0.0, 0.0)
+                    if id(tensor) in grad_masks:
+                        tensor.grad.mul_(grad_masks[id(tensor)])
+        optimiser.step()
+        tracker.restore_inactive(params, offset)
+        if progress is not None:
+            progress(name, step + 1, steps)
+    tracker.restore_best(params, offset)
+    return tracker, ran
+
+
+def fit_batch(
+    scene: HeadScene,
+    images: torch.Tensor,
+    landmarks_px: torch.Tensor,
+    skin: torch.Tensor,
+    config: FitConfig,
+    init: FitParameters | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> FitOutcome:
+    """Fit the head to B image crops.
+
+    Args:
+        scene: the head model, albedo model and renderer settings.
+        images: ``(B, 3, R, R)`` crops in [0, 1].
+        landmarks_px: ``(B, 68, 2)`` detected landmarks in crop pixels (iBUG order).
+        skin: ``(B, 1, R, R)`` per-pixel weight of the photometric term (skin probability
+            times the crop's valid area).
+        config: schedule and weights.
+        init: starting parameters (e.g. from a regressor or ``--init``); zeros when None, and
+            the camera is then estimated from the landmarks.
+        progress: called as ``progress(stage, step, steps)`` after each step.
+
+    Returns:
+        :class:`FitOutcome`.
+    """
+    torch.manual_seed(config.seed)
+    batch, device = images.shape[0], images.device
+    resolution = config.resolution
+    if init is None:
+        params = scene.initial_parameters(batch, device)
+        params.camera.copy_(camera_from_landmarks(scene, params, landmarks_px, resolution))
+    else:
+        params = init.detach()
+    for value in params.tensors().values():
+        value.requires_grad_(True)
+    target = normalised(landmarks_px, resolution)
+    status = ["done"] * batch
+    outcome = FitOutcome(params=params, texture_offset=None, status=status)
+
+    def rigid_objective(p: FitParameters, _offset) -> torch.Tensor:
+        predicted = normalised(scene.landmarks_px(p, resolution), resolution)
+        return config.landmark_weight * landmark_loss(predicted[:, INNER], target[:, INNER])
+
+    # Stage 1 moves only the global rotation (first 3 pose values) and the camera; Adam leaves
+    # entries whose gradient is always zero exactly where they are.
+    global_only = torch.zeros(1, 15, device=device)
+    global_only[:, :3] = 1.0
+    tracker, ran = _run_stage(
+        "rigid", config.rigid_steps, params, None,
+        [{"params": [params.pose, params.camera], "lr": config.rigid_lr}],
+        rigid_objective, config, progress, grad_masks={id(params.pose): global_only},
+    )
+    outcome.losses["rigid"] = tracker.best_loss
+    outcome.steps["rigid"] = ran
+    _mark_diverged(status, tracker, "rigid")
+
+    offset = None
+    if config.texture_offset:
+        t = scene.albedo.mean.shape[-1]
+        offset = torch.zeros(batch, 3, t, t, device=device, requires_grad=True)
+
+    evaluations = [0]
+
+    def full_objective(p: FitParameters, off: torch.Tensor | None) -> torch.Tensor:
+        rendered = scene.render(p, resolution, texture_offset=off)
+        if config.snapshot_every and evaluations[0] % config.snapshot_every == 0:
+            frame = rendered.image.detach() * rendered.alpha + images * (1 - rendered.alpha)
+            outcome.snapshots.append((frame.clamp(0, 1) * 255).round().to(torch.uint8).cpu())
+        evaluations[0] += 1
+        predicted = normalised(rendered.landmarks_px, resolution)
+        mask = rendered.face_mask * skin
+        loss = config.landmark_weight * landmark_loss(predicted, target)
+        loss = loss + config.photometric_weight * robust_photometric_loss(
+            rendered.image, images, mask, config.photometric_scale)
+        loss = loss + config.shape_prior * gaussian_prior(p.shape)
+        loss = loss + config.expression_prior * gaussian_prior(p.expression)
+        loss = loss + config.texture_prior * gaussian_prior(p.texture)
+        loss = loss + config.pose_prior * gaussian_prior(p.pose[:, 3:])
+        if off is not None:
+            loss = loss + config.offset_smoothness * smoothness_loss(off)
+            loss = loss + config.offset_magnitude * off.pow(2).flatten(1).mean(dim=1)
+        return loss
+
+    groups = [{"params": [p for p in params.tensors().values()], "lr": config.full_lr}]
+    if offset is not None:
+        groups.append({"params": [offset], "lr": config.offset_lr})
+    if config.full_steps > 0:
+        tracker, ran = _run_stage("full", config.full_steps, params, offset, groups,
+                                  full_objective, config, progress)
+        outcome.losses["full"] = tracker.best_loss
+        outcome.steps["full"] = ran
+        _mark_diverged(status, tracker, "full")
+
+    final = params.detach()
+    outcome.params = final
+    outcome.texture_offset = None if offset is None else offset.detach()
+    with torch.no_grad():
+        rendered = scene.render(final, resolution, texture_offset=outcome.texture_offset)
+        outcome.landmarks = rendered.landmarks_px
+        outcome.landmark_error = (rendered.landmarks_px - landmarks_px).norm(dim=-1).mean(dim=1)
+        outcome.photometric_error = photometric_error(rendered.image, images,
+                                                      rendered.face_mask * skin)
+    return outcome
+
+
+def _mark_diverged(status: list[str], tracker: _Tracker, stage: str) -> None:
+    for index, step in tracker.diverged_at.items():
+        if status[index] == "done":
+            status[index] = f"diverged: non-finite loss in {stage} stage at step {step}; " \
+                            "best parameters before it were kept"

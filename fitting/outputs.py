@@ -1,0 +1,142 @@
+"""Write one fitted image's results into ``OUT/<name>/``.
+
+``params.npz``, ``mesh.obj`` (+ ``mesh.mtl`` + ``mesh.png`` albedo, model space), ``camera.npz``
+(OpenCV ``K, R, t`` for the original photo), ``landmarks.npz`` (detected and fitted, original
+photo pixels), ``overlay.png``, ``sheet.png`` and, last, ``report.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fitting.prepare import PreparedImage
+from fitting.results_io import REPORT_NAME, write_image, write_json, write_npz
+
+LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
+
+
+def inter_ocular_distance(landmarks: np.ndarray) -> float:
+    """Distance between the eye centres of ``(68, 2)`` iBUG landmarks (pixels)."""
+    return float(np.linalg.norm(landmarks[LEFT_EYE].mean(axis=0) - landmarks[RIGHT_EYE].mean(axis=0)))
+
+
+def crop_to_original_matrix(item: PreparedImage) -> np.ndarray:
+    """``(3, 3)`` affine mapping OpenCV pixels of the crop to OpenCV pixels of the original photo
+    (OpenCV puts pixel centres at integers, our crops and images at +0.5)."""
+    to_corner = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1.0]])
+    to_centre = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1.0]])
+    inverse = np.vstack([item.transform.inverse, [0, 0, 1.0]])
+    unscale = np.diag([1.0 / item.image.scale, 1.0 / item.image.scale, 1.0])
+    return to_centre @ unscale @ inverse @ to_corner
+
+
+def opencv_camera(camera, index: int, item: PreparedImage) -> dict[str, np.ndarray]:
+    """OpenCV ``K (3,3), R (3,3), t (3,)`` of item ``index`` for the original photo's pixels."""
+    K, R, t = camera.to_opencv()
+    K = crop_to_original_matrix(item) @ K[index].detach().cpu().double().numpy()
+    return {"K": K, "R": R[index].detach().cpu().double().numpy(),
+            "t": t[index].detach().cpu().double().numpy()}
+
+
+def write_fit_outputs(
+    folder: Path,
+    item: PreparedImage,
+    index: int,
+    scene,
+    outcome,
+    report: dict,
+    overlay_resolution: int = 512,
+) -> None:
+    """Write every output of batch item ``index``; ``report.json`` last (marks it done).
+
+    Args:
+        folder: ``OUT/<name>/``.
+        item: the prepared photo.
+        index: the item's position in the fitted batch.
+        scene: the :class:`fitting.scene.HeadScene` that was fitted.
+        outcome: the :class:`fitting.optimizer.FitOutcome`.
+        report: fields gathered by the caller (status, model, device, seconds...); completed here.
+        overlay_resolution: crop-frame render size for the overlay on the photo.
+    """
+    from renderer.export import save_obj
+    from renderer.visualize import draw_landmarks, make_sheet, shape_image, to_uint8
+    from renderer.visualize import overlay as blend
+    from fitting.parameters import FitParameters, save_parameters
+
+    folder.mkdir(parents=True, exist_ok=True)
+    params = FitParameters(**{k: v[index : index + 1] for k, v in outcome.params.tensors().items()})
+    offset = None if outcome.texture_offset is None else outcome.texture_offset[index : index + 1]
+    resolution = item.crop.shape[0]
+
+    save_parameters(folder / "params.npz", params.item(0),
+                    camera_type=np.array(scene.camera_type), resolution=np.array(resolution))
+
+    with torch.no_grad():
+        albedo = scene.albedo(params.texture)
+        if offset is not None:
+            albedo = albedo + offset
+        vertices = scene.flame(shape=params.shape, expression=params.expression,
+                               pose=params.pose).vertices
+        crop_render = scene.render(params, resolution, texture_offset=offset)
+        big = scene.render(params, overlay_resolution, texture_offset=offset)
+        shape = shape_image(vertices, scene.camera(params, resolution), scene.flame.faces)
+    faces = scene.flame.faces.cpu().numpy()
+    save_obj(folder / "mesh.obj", vertices[0].cpu().numpy(), faces, scene.vt.cpu().numpy(),
+             scene.ft.cpu().numpy(), texture=to_uint8(albedo[0].clamp(0, 1)))
+
+    camera = opencv_camera(scene.camera(params, resolution), 0, item)
+    write_npz(folder / "camera.npz", **camera, image_size=np.array(item.image.original_size))
+
+    to_original = crop_to_original_matrix(item)
+    fitted_crop = outcome.landmarks[index].detach().cpu().double().numpy()
+    fitted = item.image.to_original(item.transform.to_image(fitted_crop))
+    detected = item.image.to_original(item.landmarks)
+    write_npz(folder / "landmarks.npz", detected=detected, fitted=fitted,
+             detected_crop=item.landmarks_crop, fitted_crop=fitted_crop)
+
+    # Overlay on the (possibly downscaled) photo, at a crop-frame resolution of its own.
+    from fitting.crop import crop_transform
+
+    big_transform = crop_transform(item.transform.box, overlay_resolution)
+    photo = item.image.rgb
+    composite = big_transform.paste_onto(
+        photo, big.image[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy(),
+        0.8 * big.alpha[0, 0].cpu().numpy())
+    overlay = to_uint8(composite)
+    write_image(folder / "overlay.png", overlay)
+
+    crop_u8 = to_uint8(item.crop)
+    crop_tensor = torch.from_numpy(item.crop).permute(2, 0, 1)[None].to(crop_render.image)
+    sheet = make_sheet(
+        [crop_u8,
+         draw_landmarks(crop_u8, detected=item.landmarks_crop, fitted=fitted_crop),
+         to_uint8(crop_render.image[0]),
+         to_uint8(shape[0]),
+         to_uint8(blend(crop_render.image[:1], crop_render.alpha[:1], crop_tensor)[0])],
+        labels=["input", "landmarks (green detected, red fitted)", "render", "shape", "overlay"],
+    )
+    write_image(folder / "sheet.png", sheet)
+
+    if outcome.snapshots:
+        from renderer.visualize import save_animation
+
+        frames = [to_uint8(frame[index].permute(1, 2, 0).numpy()) for frame in outcome.snapshots]
+        save_animation(frames, folder / "progress.gif", fps=10)
+
+    iod = inter_ocular_distance(item.landmarks_crop)
+    lmk_error = float(np.linalg.norm(fitted_crop - item.landmarks_crop, axis=1).mean())
+    report.update({
+        "landmark_error_px_crop": lmk_error,
+        "landmark_error_percent_iod": 100.0 * lmk_error / max(iod, 1e-6),
+        "photometric_error": float(outcome.photometric_error[index]),
+        "losses": {stage: float(v[index]) for stage, v in outcome.losses.items()},
+        "steps": dict(outcome.steps),
+        "camera_opencv": {k: v.tolist() for k, v in camera.items()},
+        "crop_to_original": to_original.tolist(),
+        "outputs": sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) + [REPORT_NAME],
+    })
+    write_json(folder / REPORT_NAME, report)
+

@@ -1,0 +1,102 @@
+"""Turn one photo into what the optimiser needs: a square crop, its landmarks and a skin weight.
+
+Every failure is an :class:`fitting.errors.InputError` with one readable line, so a batch job can
+record it and go on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fitting.crop import CropTransform, crop_image
+from fitting.image_io import LoadedImage, load_image
+
+
+@dataclass
+class PreparedImage:
+    """A photo ready to fit.
+
+    Attributes:
+        name: output folder name.
+        image: the loaded photo (``rgb (H, W, 3) uint8``, its scale to the original).
+        landmarks: ``(68, 2)`` detected (or given) landmarks in ``image.rgb`` pixels.
+        crop: ``(R, R, 3)`` float32 crop in [0, 1].
+        transform: image pixels <-> crop pixels.
+        landmarks_crop: ``(68, 2)`` landmarks in crop pixels.
+        skin: ``(R, R)`` float32 photometric weight (skin probability x inside-photo x user mask).
+        source: how the landmarks were obtained (``"dlib-hog"``, ``"user file"``, ...).
+        n_faces: faces found in the photo (1 for user landmarks).
+        notes: human-readable notes (conversions, several faces, ...).
+    """
+
+    name: str
+    image: LoadedImage
+    landmarks: np.ndarray
+    crop: np.ndarray
+    transform: CropTransform
+    landmarks_crop: np.ndarray
+    skin: np.ndarray
+    source: str
+    n_faces: int
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare_image(
+    path: str | Path,
+    name: str,
+    resolution: int = 224,
+    landmarks_path: str | Path | None = None,
+    mask_path: str | Path | None = None,
+    detector: str = "auto",
+    face_index: int = 0,
+    max_side: int = 2048,
+) -> PreparedImage:
+    """Load, find the face (or read the given landmarks), crop and estimate skin.
+
+    Args:
+        path: the photo.
+        name: its output folder name.
+        resolution: crop side in pixels.
+        landmarks_path: user landmarks (68 x 2 pixels of the original photo) instead of detection.
+        mask_path: user mask (same size as the photo): multiplies the photometric weight.
+        detector: ``"auto"``, ``"dlib"`` or ``"fan"``.
+        face_index: which face when several are found (0 = largest).
+        max_side: larger photos are downscaled to this long side (results map back).
+
+    Raises:
+        InputError: any problem with the photo, landmarks or mask, with a one-line reason.
+    """
+    from fitting.detect import detect_face
+    from fitting.skin_mask import skin_probability
+    from fitting.user_inputs import load_landmarks, load_mask
+
+    image = load_image(path, max_side=max_side)
+    notes = list(image.notes)
+    height, width = image.rgb.shape[:2]
+    original_hw = tuple(image.original_size)
+    if landmarks_path is not None:
+        landmarks = load_landmarks(landmarks_path, image_size=original_hw) * image.scale
+        source, n_faces = "user file", 1
+    else:
+        detection = detect_face(image.rgb, detector=detector, face_index=face_index, path=path)
+        landmarks, source, n_faces = detection.landmarks, detection.detector, detection.n_faces
+        notes += detection.notes
+    crop, transform = crop_image(image.rgb, landmarks, resolution=resolution)
+    landmarks_crop = transform.to_crop(landmarks)
+    weight = skin_probability(crop, landmarks_crop) * transform.inside_image_mask((height, width))
+    if mask_path is not None:
+        import cv2
+
+        user_mask = load_mask(mask_path, image_size=original_hw)
+        if user_mask.shape != (height, width):
+            user_mask = cv2.resize(user_mask, (width, height), interpolation=cv2.INTER_AREA)
+        weight = weight * cv2.warpAffine(user_mask, transform.matrix, (resolution, resolution),
+                                         flags=cv2.INTER_LINEAR, borderValue=0)
+    return PreparedImage(
+        name=name, image=image, landmarks=landmarks, crop=crop, transform=transform,
+        landmarks_crop=landmarks_crop, skin=weight.astype(np.float32), source=source,
+        n_faces=n_faces, notes=notes,
+    )

@@ -1,0 +1,222 @@
+"""What the fit renders: the head model, its albedo model, UV layout, face region and camera.
+
+:class:`HeadScene` turns :class:`fitting.parameters.FitParameters` into landmarks and images
+through :class:`flame.FLAME` and :func:`renderer.render.render_textured`. Two cameras:
+
+* ``"orthographic"`` (default): DECA's ``[s, tx, ty]`` (:class:`renderer.cameras.OrthographicCamera`);
+* ``"perspective"``: a pinhole with a fixed field of view in front of the face; the camera
+  parameters are the translation ``[tx, ty, tz]`` of the head in OpenCV camera space (metres),
+  rotation being the global pose.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fitting.albedo import AlbedoModel
+from fitting.parameters import FitParameters
+from flame.flame_layer import FLAME
+from flame.selection import ModelFiles
+from renderer.cameras import OrthographicCamera, PerspectiveCamera, front_facing_rotation
+from renderer.render import render_textured
+
+CAMERAS = ("orthographic", "perspective")
+
+
+@dataclass
+class SceneRender:
+    """One render of the scene (crop resolution ``R``).
+
+    Attributes:
+        image: ``(B, 3, R, R)`` lit albedo on covered pixels, 0 elsewhere.
+        alpha: ``(B, 1, R, R)`` coverage.
+        face_mask: ``(B, 1, R, R)`` coverage of the face region (the photometric term's area).
+        albedo: ``(B, 3, R, R)`` unlit albedo.
+        landmarks_px: ``(B, 68, 2)`` the 68 fitting landmarks in crop pixels.
+        vertices: ``(B, V, 3)`` posed vertices, model space.
+    """
+
+    image: torch.Tensor
+    alpha: torch.Tensor
+    face_mask: torch.Tensor
+    albedo: torch.Tensor
+    landmarks_px: torch.Tensor
+    vertices: torch.Tensor
+
+
+class HeadScene(nn.Module):
+    """Head model + albedo model + UV layout + face region, rendered with one camera type.
+
+    Buffers:
+        vt: ``(T, 2)`` texture coordinates (OBJ convention).
+        ft: ``(F, 3)`` texture-coordinate indices.
+        face_region: ``(V,)`` bool, vertices of the photometric region.
+    """
+
+    def __init__(
+        self,
+        flame: FLAME,
+        albedo: AlbedoModel,
+        vt: np.ndarray,
+        ft: np.ndarray,
+        face_region: np.ndarray | None = None,
+        camera: str = "orthographic",
+        fov_degrees: float = 12.0,
+        backend: str = "torch",
+        description: str = "",
+    ):
+        super().__init__()
+        if camera not in CAMERAS:
+            raise ValueError(f"camera must be one of {CAMERAS}, got {camera!r}")
+        self.flame = flame
+        self.albedo = albedo
+        self.register_buffer("vt", torch.as_tensor(vt, dtype=torch.float32))
+        self.register_buffer("ft", torch.as_tensor(ft, dtype=torch.long))
+        n_vertices = flame.v_template.shape[0]
+        region = torch.ones(n_vertices, dtype=torch.bool)
+        if face_region is not None:
+            region = torch.zeros(n_vertices, dtype=torch.bool)
+            region[torch.as_tensor(face_region, dtype=torch.long)] = True
+        self.register_buffer("face_region", region)
+        self.camera_type = camera
+        self.fov_degrees = fov_degrees
+        self.backend = backend
+        self.description = description
+
+    @classmethod
+    def from_model_files(
+        cls,
+        files: ModelFiles,
+        n_shape: int | None = 100,
+        n_expression: int | None = 50,
+        n_texture: int | None = 50,
+        texture_resolution: int = 256,
+        camera: str = "orthographic",
+        texture_space: str | Path | None = None,
+        backend: str = "torch",
+    ) -> "HeadScene":
+        """Build the scene from a model folder (FLAME or the demo head).
+
+        Args:
+            files: from :func:`flame.select_model`.
+            n_shape, n_expression, n_texture: components to fit (capped at what the files have).
+            texture_resolution: UV resolution the albedo is fitted at.
+            camera: ``"orthographic"`` or ``"perspective"``.
+            texture_space: an albedo space to use instead of the folder's (e.g. one built by
+                ``flamefit build-texture-space``).
+        """
+        from flame.errors import ModelFileError
+        from flame.model_file import load_flame_model
+        from flame.landmark_embedding import load_landmark_embedding
+        from flame.texture_space_io import load_texture_space
+        from flame.uv_template import load_uv_template
+        from flame.vertex_masks import load_vertex_masks
+
+        model = load_flame_model(files.model)
+        if files.landmarks is None:
+            raise ModelFileError(files.folder, "no landmark embedding (landmark_embedding.npy): "
+                                 "fitting needs it; get it from DECA's data folder (see data/README.md)")
+        if files.template is None:
+            raise ModelFileError(files.folder, "no UV template (head_template_mesh.obj): fitting "
+                                 "needs it for the albedo; see data/README.md")
+        landmarks = load_landmark_embedding(files.landmarks, n_faces=model.n_faces)
+        layer = FLAME(
+            model, landmarks,
+            n_shape=None if n_shape is None else min(n_shape, model.n_shape),
+            n_expression=None if n_expression is None else min(n_expression, model.n_expression),
+        )
+        uv = load_uv_template(files.template, n_vertices=model.n_vertices, faces=model.faces)
+        space_path = texture_space or files.texture
+        if space_path is not None:
+            albedo = AlbedoModel.from_texture_space(load_texture_space(space_path), n_texture,
+                                                    texture_resolution)
+        else:
+            albedo = AlbedoModel.constant(texture_resolution)
+        face_region = None
+        if files.masks is not None:
+            masks = load_vertex_masks(files.masks, n_vertices=model.n_vertices)
+            face_region = masks.get("face")
+        return cls(layer, albedo, uv.vt, uv.ft, face_region, camera=camera, backend=backend,
+                   description=files.describe())
+
+    # -- cameras -------------------------------------------------------------------------------
+    def initial_camera(self, batch: int, device) -> torch.Tensor:
+        """A neutral camera ``(B, 3)``: the head filling the crop, centred."""
+        if self.camera_type == "orthographic":
+            return torch.tensor([[8.0, 0.0, 0.0]], device=device).expand(batch, 3).clone()
+        return torch.tensor([[0.0, 0.0, 1.0]], device=device).expand(batch, 3).clone()
+
+    def focal_px(self, resolution: int) -> float:
+        return resolution / 2.0 / math.tan(math.radians(self.fov_degrees) / 2.0)
+
+    def camera(self, params: FitParameters, resolution: int):
+        """The renderer camera for these parameters at crop resolution ``resolution``."""
+        if self.camera_type == "orthographic":
+            return OrthographicCamera(params.camera, (resolution, resolution))
+        batch = params.camera.shape[0]
+        dtype, device = params.camera.dtype, params.camera.device
+        return PerspectiveCamera(
+            focal=torch.full((batch, 2), self.focal_px(resolution), dtype=dtype, device=device),
+            principal_point=torch.full((batch, 2), resolution / 2.0, dtype=dtype, device=device),
+            R=front_facing_rotation(batch, dtype, device),
+            t=params.camera,
+            image_size=(resolution, resolution),
+        )
+
+    def camera_from_similarity(self, scale: torch.Tensor, shift: torch.Tensor, resolution: int) -> torch.Tensor:
+        """Camera parameters ``(B, 3)`` that map model ``(x, y)`` (near the origin) to crop pixels
+        ``px = R/2 + R/2 * scale * (x + shift_x)``, ``py = R/2 - R/2 * scale * (y + shift_y)``."""
+        if self.camera_type == "orthographic":
+            return torch.cat([scale[:, None], shift], dim=1)
+        distance = self.focal_px(resolution) / (scale * resolution / 2.0)
+        return torch.stack([shift[:, 0], -shift[:, 1], distance], dim=1)
+
+    @staticmethod
+    def centred_coordinates(points_px: torch.Tensor, resolution: int) -> torch.Tensor:
+        """Crop pixels -> ``(u, w)`` with ``u`` right and ``w`` up, ``[-1, 1]`` across the crop."""
+        half = resolution / 2.0
+        return torch.stack([(points_px[..., 0] - half) / half, (half - points_px[..., 1]) / half], dim=-1)
+
+    # -- model ---------------------------------------------------------------------------------
+    def initial_parameters(self, batch: int, device) -> FitParameters:
+        return FitParameters.zeros(
+            batch, self.flame.n_shape, self.flame.n_expression, self.albedo.n_components,
+            camera=self.initial_camera(1, device), device=device,
+        )
+
+    def landmarks_model(self, params: FitParameters) -> torch.Tensor:
+        """``(B, 68, 3)`` the fitting landmarks in model space for these parameters."""
+        return self.flame(shape=params.shape, expression=params.expression, pose=params.pose).landmarks
+
+    def landmarks_px(self, params: FitParameters, resolution: int) -> torch.Tensor:
+        """``(B, 68, 2)`` the fitting landmarks in crop pixels."""
+        return self.camera(params, resolution).project(self.landmarks_model(params))[..., :2]
+
+    def render(
+        self, params: FitParameters, resolution: int, texture_offset: torch.Tensor | None = None
+    ) -> SceneRender:
+        """Render the crop: lit albedo, coverage, face region and landmarks."""
+        out = self.flame(shape=params.shape, expression=params.expression, pose=params.pose)
+        camera = self.camera(params, resolution)
+        texture = self.albedo(params.texture)
+        if texture_offset is not None:
+            texture = texture + texture_offset
+        rendered = render_textured(
+            out.vertices, camera, self.flame.faces, self.vt, self.ft, texture, params.light,
+            vertex_masks={"face": self.face_region}, backend=self.backend,
+        )
+        face_mask = rendered.alpha * rendered.region_masks["face"].to(rendered.alpha.dtype)
+        return SceneRender(
+            image=rendered.image,
+            alpha=rendered.alpha,
+            face_mask=face_mask,
+            albedo=rendered.albedo,
+            landmarks_px=camera.project(out.landmarks)[..., :2],
+            vertices=out.vertices,
+        )
