@@ -59,7 +59,7 @@ def interpolate_covered(
             f"{n_faces}; got {tuple(attributes.shape)}"
         )
     bary = fragments.pixel_bary.to(corner_values.dtype)
-    return torch.einsum("nkc,nk->nc", corner_values, bary)
+    return (corner_values * bary[:, :, None]).sum(dim=1)
 
 
 def interpolate(

@@ -85,10 +85,10 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     batch, n_vertices, _ = vertices.shape
     faces = faces.to(vertices.device)
     weighted = face_normals(vertices, faces, normalize=False)  # (B, F, 3)
-    accumulated = torch.zeros_like(vertices)
-    index = faces.reshape(-1)
+    index = faces.reshape(1, -1) + (torch.arange(batch, device=vertices.device) * n_vertices)[:, None]
     contributions = weighted.repeat_interleave(3, dim=1)  # (B, 3F, 3), corner order
-    accumulated = accumulated.index_add(1, index, contributions)
+    accumulated = torch.zeros(batch * n_vertices, 3, dtype=vertices.dtype, device=vertices.device)
+    accumulated = accumulated.index_add(0, index.reshape(-1), contributions.reshape(-1, 3)).view(batch, n_vertices, 3)
     return torch.nn.functional.normalize(accumulated, dim=-1, eps=1e-12)
 
 
