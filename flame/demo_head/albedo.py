@@ -25,7 +25,7 @@ COMPONENT_NAMES = (
 SKIN_RGB = np.array([0.80, 0.62, 0.52])
 LIP_RGB = np.array([0.70, 0.42, 0.42])
 SCLERA_RGB = np.array([0.93, 0.91, 0.88])
-IRIS_RGB = np.array([0.40, 0.28, 0.17])
+IRIS_RGB = np.array([0.40, 0.28, 0.20])
 PUPIL_RGB = np.array([0.04, 0.03, 0.03])
 
 
@@ -108,15 +108,15 @@ def texture_space(
     mean = mean + eye_f * eye_rgb
     basis = np.stack(
         [
-            -0.13 * mean * skin_f,
+            -0.08 * mean * skin_f,
             skin_f * [0.035, -0.008, -0.012],
             skin_f * [0.015, 0.012, -0.03],
             lips[..., None] * [0.05, -0.025, -0.01],
             brows[..., None] * [-0.06, -0.05, -0.045],
             stubble[..., None] * [-0.04, -0.04, -0.035],
             blush[..., None] * [0.04, -0.015, -0.01],
-            (iris - pupil)[..., None] * [-0.08, 0.0, 0.1],
-            (iris - pupil)[..., None] * [0.06, 0.06, 0.06],
+            (iris - pupil)[..., None] * [-0.05, 0.0, 0.05],
+            (iris - pupil)[..., None] * [0.055, 0.055, 0.055],
             (eye_f[..., 0] - iris)[..., None] * [0.01, -0.01, -0.025],
             scalp[..., None] * [-0.06, -0.055, -0.05],
             tone[..., None] * [0.03, 0.02, 0.015],

@@ -134,8 +134,9 @@ def ellipsoid(points: np.ndarray, centre, radii) -> np.ndarray:
     Uses the first-order bound ``k0 (k0 - 1) / k1`` that is exact on the surface and smooth.
     """
     q = (points - np.asarray(centre, dtype=float)) / np.asarray(radii, dtype=float)
-    k0 = np.linalg.norm(q, axis=-1)
-    k1 = np.linalg.norm(q / np.asarray(radii, dtype=float), axis=-1)
+    k0 = np.sqrt(np.einsum("...i,...i->...", q, q))
+    q1 = q / np.asarray(radii, dtype=float)
+    k1 = np.sqrt(np.einsum("...i,...i->...", q1, q1))
     return k0 * (k0 - 1.0) / np.maximum(k1, 1e-9)
 
 

@@ -204,7 +204,7 @@ def cast_to_surface(
     t_min: np.ndarray | float,
     t_max: np.ndarray | float,
     n_samples: int,
-    n_bisections: int = 22,
+    n_bisections: int = 20,
 ) -> np.ndarray:
     """Distance along each ray to where it last leaves the head's field.
 
@@ -290,8 +290,8 @@ def skin_distances(layout: HeadLayout, anatomy: Anatomy, guess: np.ndarray | Non
     """
     origins, dirs = layout.rays
     if guess is None:
-        return cast_to_surface(origins, dirs, anatomy, 0.02, 0.2, 120)
-    return cast_to_surface(origins, dirs, anatomy, np.maximum(guess - 0.025, 0.0), guess + 0.025, 40)
+        return cast_to_surface(origins, dirs, anatomy, 0.02, 0.2, 80)
+    return cast_to_surface(origins, dirs, anatomy, np.maximum(guess - 0.025, 0.0), guess + 0.025, 26)
 
 
 def build_vertices(

@@ -32,7 +32,8 @@ def vertex_masks(layout: HeadLayout, anatomy: Anatomy, vertices: np.ndarray) -> 
     lips = skin & (ax < a.mouth_half_width + 0.002) & (y < a.mouth_y + 0.011) & (y > a.mouth_y - 0.0135) & (z > 0.035)
     nose = skin & (ax < 0.021) & (y < a.nasion_y + 0.002) & (y > a.nose_tip_y - 0.016) & (z > 0.058) & ~eye_region
     forehead = skin & (y >= a.brow_y + 0.01) & (y < 0.098) & (z > 0.015) & (ax < 0.058)
-    scalp = (np.arange(n) == 0) | ((y > 0.09) | ((z < -0.005) & (y > -0.065))) & ~ear & ~forehead
+    back = ((z < -0.03) & (y > -0.065)) | ((z < -0.005) & (y > 0.03))
+    scalp = (np.arange(n) == 0) | ((y > 0.09) | back) & ~ear & ~forehead
     neck = skin & (y < -0.085) & ~face & ~(z > a.chin_centre_z - 0.02)
     masks = {
         "face": np.flatnonzero(face),

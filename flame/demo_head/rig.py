@@ -92,7 +92,7 @@ def jaw_weight(vertices: np.ndarray, layout: HeadLayout, anatomy: Anatomy) -> np
     t = np.clip((ax - corner) / (0.066 - corner), 0.0, 1.0)
     line_y = anatomy.mouth_y + t * (JAW_HINGE[1] - anatomy.mouth_y)
     below = sigmoid((line_y - p[:, 1]) / 0.0035)
-    in_front = sigmoid((p[:, 2] - (-0.018 + 0.25 * (p[:, 1] + 0.02))) / 0.006)
+    in_front = sigmoid((p[:, 2] - (-0.010 + 0.2 * (p[:, 1] + 0.02))) / 0.004)
     above_throat = sigmoid((p[:, 1] - (-0.104 + 0.25 * np.clip(p[:, 2] - 0.03, None, 0.0))) / 0.005)
     smooth = below * in_front * above_throat
     rows = layout.skin_row
