@@ -131,3 +131,16 @@ def test_bad_arguments_are_refused(symmetric_data):
         complete_textures(maps, confidence, "magic")
     with pytest.raises(ValueError, match="confidence has shape"):
         complete_textures(maps, confidence[:, :-1], "mean")
+
+
+def test_combined_into_memory_map_equals_in_memory(symmetric_data, tmp_path):
+    maps, confidence = symmetric_data
+    mirror = column_flip_mirror_map(SIZE)
+    out = np.lib.format.open_memmap(tmp_path / "completed.npy", mode="w+", dtype=np.float32, shape=maps.shape)
+    on_disk = complete_textures(maps, confidence, "combined", mirror_map=mirror, n_iterations=5, chunk_mb=0.05, out=out)
+    in_memory = complete_textures(maps, confidence, "combined", mirror_map=mirror, n_iterations=5, chunk_mb=0.05)
+    assert on_disk is out
+    np.testing.assert_allclose(np.load(tmp_path / "completed.npy"), in_memory, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["completed.npy"]  # the scratch state is gone
+    with pytest.raises(ValueError, match="share memory"):
+        fill_low_rank(out, confidence, out=out)

@@ -115,3 +115,24 @@ def test_two_chart_layout_mirror_crosses_charts():
     assert ok.mean() > 0.97
     assert np.maximum(np.abs(back_row[ok] - row[ok]), np.abs(back_col[ok] - col[ok])).max() <= 1
     assert (involution[ok] == np.flatnonzero(valid)[ok]).mean() > 0.9
+
+
+def test_asymmetric_triangulation_falls_back_to_nearest_surface_point():
+    vertices, faces = symmetric_surface()
+    # Re-split every quad along the same diagonal: the mirror of a face is no longer a face.
+    axis = 2 * QUADS + 1
+    index = np.arange(axis * axis).reshape(axis, axis)
+    a, b, c, d = index[:-1, :-1], index[:-1, 1:], index[1:, :-1], index[1:, 1:]
+    faces = np.concatenate([np.stack([a, b, d], -1).reshape(-1, 3), np.stack([a, d, c], -1).reshape(-1, 3)])
+    mirror_vertex = mirror_vertices(vertices)
+    mirror_face, _ = mirror_faces(faces, mirror_vertex)
+    assert (mirror_face < 0).mean() > 0.9
+    vt, ft = midline_layout(vertices, faces)
+    size = 64
+    mirror = mirror_texel_map(vertices, faces, vt, ft, size, mirror_vertex)
+    valid = mirror >= 0
+    assert valid.sum() > 0.75 * size * size
+    row, col = np.nonzero(valid)
+    mirror_row, mirror_col = np.divmod(mirror[valid], size)
+    assert np.abs(mirror_row - row).max() <= 1 and np.abs(mirror_col - (size - 1 - col)).max() <= 1
+    assert ((mirror_row == row) & (mirror_col == size - 1 - col)).mean() > 0.95

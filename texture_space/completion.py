@@ -22,6 +22,8 @@ whatever is left, returning complete maps:
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Literal
 
 import numpy as np
@@ -46,17 +48,29 @@ def _map_chunks(n_maps: int, height: int, width: int, chunk_mb: float) -> list[s
     return [slice(start, min(start + per_chunk, n_maps)) for start in range(0, n_maps, per_chunk)]
 
 
-def _as_float_maps(maps: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    """``out`` (or a new float32 array) holding ``maps`` scaled to [0, 1], copied chunk by chunk."""
+def _as_float_maps(maps: np.ndarray, out: np.ndarray | None, chunk_mb: float = 64.0) -> np.ndarray:
+    """``out`` (or a new float32 array) holding ``maps`` scaled to [0, 1], copied block by block."""
     target = np.empty(maps.shape, dtype=np.float32) if out is None else out
-    if target.shape != maps.shape:
-        raise ValueError(f"out has shape {target.shape}, expected {maps.shape}.")
+    if target.shape != maps.shape or target.dtype != np.float32:
+        raise ValueError(f"out is {target.dtype} {target.shape}, expected float32 {maps.shape}.")
+    if target is maps:
+        return target
     source = as_texel_source(maps)
-    n_maps, height, width, _ = maps.shape
-    flat = target.reshape(n_maps, -1)
-    for start, stop in block_ranges(source.n_values, n_maps, 64.0):
+    flat = target.reshape(maps.shape[0], -1)
+    for start, stop in block_ranges(source.n_values, maps.shape[0], chunk_mb):
         flat[:, start:stop] = source.read(start, stop, np.dtype(np.float32))
     return target
+
+
+def _scratch_like(array: np.ndarray, folder: str | None) -> np.ndarray:
+    """An uninitialised float32 array shaped like ``array``: a memory map in ``folder`` if given.
+
+    The file is unlinked at once (POSIX keeps it until the map is released).
+    """
+    if folder is None:
+        return np.empty(array.shape, dtype=np.float32)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".completion_state.", suffix=".npy") as handle:
+        return np.lib.format.open_memmap(handle.name, mode="w+", dtype=np.float32, shape=array.shape)
 
 
 def texel_mean(maps: np.ndarray, confidence: np.ndarray, chunk_mb: float = 64.0) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +116,7 @@ def fill_with_mean(
         unseen (confidence 0).
     """
     mean, total_weight = texel_mean(maps, confidence, chunk_mb)
-    filled = _as_float_maps(maps, out)
+    filled = _as_float_maps(maps, out, chunk_mb)
     confidence = np.array(confidence, dtype=np.float32)
     fillable = (confidence == 0) & (total_weight > 0)[None]
     for chunk in _map_chunks(len(filled), *maps.shape[1:3], chunk_mb):
@@ -138,7 +152,7 @@ def fill_from_mirror(
     n_maps, height, width, _ = maps.shape
     if mirror_map.shape != (height, width):
         raise ValueError(f"mirror_map has shape {mirror_map.shape}, expected {(height, width)}.")
-    filled = _as_float_maps(maps, out)
+    filled = _as_float_maps(maps, out, chunk_mb)
     confidence = np.array(confidence, dtype=np.float32)
     mirror = mirror_map.reshape(-1)
     has_mirror = mirror >= 0
@@ -203,17 +217,19 @@ def fill_low_rank(
         fill_confidence: confidence given to imputed texels.
         chunk_mb: working-memory block size (MiB).
         out: optional float32 ``(N, H, W, 3)`` array (e.g. a memory map) holding ``Z`` and then
-            the result.
+            the result; it must not overlap ``maps``.
 
     Returns:
         ``(maps (N, H, W, 3) float32, confidence (N, H, W) float32)``: seen texels unchanged,
         texels that at least one map saw imputed; texels no map saw stay unseen.
     """
+    if out is not None and np.may_share_memory(out, maps):
+        raise ValueError("out must not share memory with maps: the observed values are re-read every iteration.")
     mean, total_weight = texel_mean(maps, confidence, chunk_mb)
     n_maps, height, width, _ = maps.shape
     rank = max(1, min(rank, n_maps - 1))
     source = as_texel_source(maps)
-    state = _as_float_maps(maps, out)
+    state = _as_float_maps(maps, out, chunk_mb)
     flat_state = state.reshape(n_maps, -1)
     flat_conf = confidence.reshape(n_maps, -1)
     flat_mean = mean.reshape(-1)
@@ -276,7 +292,7 @@ def inpaint_unseen(
         ``(N, H, W, 3)`` float32 complete maps (a map no photo saw at all becomes zeros).
     """
     _check_inputs(maps, confidence)
-    filled = _as_float_maps(maps, out)
+    filled = _as_float_maps(maps, out, chunk_mb)
     for chunk in _map_chunks(len(filled), *maps.shape[1:3], chunk_mb):
         known = np.asarray(confidence[chunk]) > 0
         filled[chunk] = inpaint_maps(filled[chunk], known, method)
@@ -336,8 +352,17 @@ def complete_textures(
         elif step == "symmetry":
             current, weights = fill_from_mirror(current, weights, mirror_map, chunk_mb=chunk_mb, out=out)
         else:
+            # The imputation re-reads its input every iteration, so its state cannot live in
+            # `out` when an earlier step already wrote there: use a scratch array (a memory map
+            # next to `out` when `out` is one) and copy the result back.
+            in_place = out is not None and current is out
+            folder = os.path.dirname(out.filename) if in_place and isinstance(out, np.memmap) and out.filename else None
+            state = _scratch_like(current, folder) if in_place else out
             current, weights = fill_low_rank(
                 current, weights, rank=rank, ridge=ridge, n_iterations=n_iterations,
-                tolerance=tolerance, chunk_mb=chunk_mb, out=out,
+                tolerance=tolerance, chunk_mb=chunk_mb, out=state,
             )
+            if in_place:
+                current = _as_float_maps(current, out, chunk_mb)
+                del state
     return inpaint_unseen(current, weights, method=inpaint_method, chunk_mb=chunk_mb, out=out)

@@ -5,7 +5,9 @@ reflection ``x -> -x``. :func:`mirror_vertices` pairs every vertex with the vert
 its reflection; :func:`mirror_texel_map` carries that pairing to the texture: each texel's
 surface point (triangle + barycentrics, from :func:`~texture_space.uv_raster.rasterize_uv`) is
 moved to the mirrored triangle (the face made of the mirror vertices) with the same
-barycentrics, and the texel holding that point's UV is its mirror texel.
+barycentrics — or, where the triangulation is not mirror-symmetric and no such face exists, to
+the nearest triangle of the mirrored point — and the texel holding that point's UV is its
+mirror texel.
 """
 
 from __future__ import annotations
@@ -82,6 +84,41 @@ def mirror_faces(faces: np.ndarray, mirror_vertex: np.ndarray) -> tuple[np.ndarr
     return mirror_face, corner
 
 
+def nearest_surface_points(
+    vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, candidates: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """The triangle nearest to each point and the barycentrics of the point's foot on it.
+
+    Candidates are the ``candidates`` triangles with the nearest centroids; on each the point
+    is projected onto the plane, its barycentrics clamped to the triangle (clipped at 0,
+    renormalised), and the candidate whose clamped point is closest wins. Exact for points on
+    the surface (the use here), a close approximation off it.
+
+    Args:
+        vertices: ``(V, 3)``; faces: ``(F, 3)``; points: ``(P, 3)``, all in model space.
+
+    Returns:
+        ``face (P,)`` int64 and ``barycentrics (P, 3)`` float64 (non-negative, summing to 1).
+    """
+    corners = vertices[faces]  # (F, 3, 3)
+    count = min(candidates, len(faces))
+    _, nearest = cKDTree(corners.mean(axis=1)).query(points, k=count)
+    nearest = nearest.reshape(len(points), count)
+    a, b, c = (corners[nearest, j] for j in range(3))  # (P, k, 3)
+    e0, e1, to_point = b - a, c - a, points[:, None, :] - a
+    d00, d01, d11 = (e0 * e0).sum(-1), (e0 * e1).sum(-1), (e1 * e1).sum(-1)
+    d20, d21 = (to_point * e0).sum(-1), (to_point * e1).sum(-1)
+    denominator = np.where(np.abs(d00 * d11 - d01**2) > 1e-30, d00 * d11 - d01**2, 1e-30)
+    v = (d11 * d20 - d01 * d21) / denominator
+    w = (d00 * d21 - d01 * d20) / denominator
+    weights = np.clip(np.stack([1.0 - v - w, v, w], axis=-1), 0.0, None)
+    weights /= np.maximum(weights.sum(axis=-1, keepdims=True), 1e-30)
+    foot = weights[..., :1] * a + weights[..., 1:2] * b + weights[..., 2:] * c
+    best = np.linalg.norm(foot - points[:, None, :], axis=-1).argmin(axis=1)
+    rows = np.arange(len(points))
+    return nearest[rows, best].astype(np.int64), weights[rows, best]
+
+
 def mirror_texel_map(
     vertices: np.ndarray,
     faces: np.ndarray,
@@ -102,8 +139,10 @@ def mirror_texel_map(
 
     Returns:
         ``(H, W)`` int64 flat texel index ``row * W + col`` of the mirror texel, or -1 where
-        the texel is not covered by the UV layout, its face has no mirror face, or the mirrored
-        point falls on an uncovered texel. ``maps.reshape(N, H * W, 3)[:, m]`` with ``m`` the
+        the texel is not covered by the UV layout or the mirrored point falls on an uncovered
+        texel. Faces whose mirror vertices form a face of the mesh use it (exact); the others
+        (a triangulation that is not mirror-symmetric) find the mirrored point's nearest
+        triangle (:func:`nearest_surface_points`). ``maps.reshape(N, H * W, 3)[:, m]`` with ``m`` the
         valid entries reads the mirrored colours.
     """
     resolution = (resolution, resolution) if np.isscalar(resolution) else tuple(resolution)
@@ -117,16 +156,25 @@ def mirror_texel_map(
     face_index, barycentrics = rasterize_uv(vt, ft, resolution)
     mirror_face, corner = mirror_faces(faces, mirror_vertex)
 
+    vertices = np.asarray(vertices, dtype=np.float64)
+    vt = np.asarray(vt, dtype=np.float64)
     covered = face_index >= 0
     face = face_index[covered]
+    weights = barycentrics[covered]
     target = mirror_face[face]
-    has_mirror = target >= 0
-    # UV of corner j of f's mirror image: vt[ft[g, corner[f, j]]].
-    corner_uv = vt[ft[np.maximum(target, 0)[:, None], corner[face]]]  # (n, 3, 2)
-    uv = np.einsum("nj,njk->nk", barycentrics[covered], corner_uv)
+    # Where the mirror face exists: same barycentrics on it, corner j of f -> corner[f, j] of g.
+    target_weights = np.zeros_like(weights)
+    np.put_along_axis(target_weights, corner[face], weights, axis=1)
+    # Elsewhere (a triangulation that is not mirror-symmetric): the mirrored point, i.e. the
+    # same barycentrics over the mirror vertices, projected onto the nearest triangle.
+    lost = target < 0
+    if lost.any():
+        mirrored_points = np.einsum("nj,njk->nk", weights[lost], vertices[mirror_vertex[faces[face[lost]]]])
+        target[lost], target_weights[lost] = nearest_surface_points(vertices, faces, mirrored_points)
+    uv = np.einsum("nj,njk->nk", target_weights, vt[ft[target]])
     row, col = uv_to_texel(uv, resolution)
     flat = row * resolution[1] + col
-    valid = has_mirror & covered.reshape(-1)[flat]
+    valid = covered.reshape(-1)[flat]
     mirror_map = np.full(resolution, -1, dtype=np.int64)
     mirror_map[covered] = np.where(valid, flat, -1)
     return mirror_map

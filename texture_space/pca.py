@@ -124,8 +124,8 @@ def _finish(
     projector = (sample_vectors / np.sqrt(n_maps - 1)).astype(dtype)
     basis = _basis_array(source, n_components, basis_out)
     for start, stop, block in iter_blocks(source, chunk_mb, dtype):
-        centred = block - mean[start:stop].astype(dtype)
-        basis[start:stop] = centred.T @ projector
+        block -= mean[start:stop].astype(dtype)
+        basis[start:stop] = block.T @ projector
     if isinstance(basis, np.memmap):
         basis.flush()
     variance = eigenvalues / (n_maps - 1)
@@ -188,8 +188,8 @@ def _gram_times(source: TexelSource, mean: np.ndarray, matrix: np.ndarray, chunk
     result = np.zeros(matrix.shape, dtype=np.float64)
     cast = matrix.astype(dtype)
     for start, stop, block in iter_blocks(source, chunk_mb, dtype):
-        centred = block - mean[start:stop].astype(dtype)
-        result += centred @ (centred.T @ cast)
+        block -= mean[start:stop].astype(dtype)
+        result += block @ (block.T @ cast)
     return result
 
 

@@ -78,15 +78,18 @@ def blobby_confidence(
     return np.where(score > threshold, 0.0, weight).astype(np.float32)
 
 
-def _hash_uniform(index: np.ndarray) -> np.ndarray:
-    """Deterministic uniform values in [-0.5, 0.5) from uint32 indices (an integer hash)."""
-    x = index.astype(np.uint32)
+def _hash_uniform(x: np.ndarray) -> np.ndarray:
+    """Deterministic float32 uniform values in [-0.5, 0.5) from uint32 indices (an integer
+    hash, computed in place on ``x``)."""
     x ^= x >> np.uint32(16)
     x *= np.uint32(0x7FEB352D)
     x ^= x >> np.uint32(15)
     x *= np.uint32(0x846CA68B)
     x ^= x >> np.uint32(16)
-    return x.astype(np.float32) * np.float32(2.0**-32) - np.float32(0.5)
+    uniform = x.astype(np.float32)
+    uniform *= np.float32(2.0**-32)
+    uniform -= np.float32(0.5)
+    return uniform
 
 
 def wave_texel_source(n_maps: int, resolution: int, rank: int = 16, noise: float = 0.02, seed: int = 0) -> TexelSource:
@@ -109,6 +112,7 @@ def wave_texel_source(n_maps: int, resolution: int, rank: int = 16, noise: float
     amplitude = (0.05 * np.sqrt(2.0) * 0.85 ** np.arange(rank))[:, None]
     skin = np.array([0.62, 0.45, 0.38])
     n_values = resolution * resolution * 3
+    map_offsets = (np.arange(n_maps, dtype=np.uint64) * np.uint64(n_values)).astype(np.uint32)
 
     def read(start: int, stop: int, dtype: np.dtype = np.float64) -> np.ndarray:
         value = np.arange(start, stop)
@@ -116,9 +120,13 @@ def wave_texel_source(n_maps: int, resolution: int, rank: int = 16, noise: float
         row, col = np.divmod(texel, resolution)
         u, v = (col + 0.5) / resolution, 1.0 - (row + 0.5) / resolution
         waves = amplitude * np.cos(2.0 * np.pi * (np.outer(frequency[:, 0], u) + np.outer(frequency[:, 1], v)) + phase[:, channel])
-        block = coefficients @ waves.astype(np.float32) + skin[channel].astype(np.float32)
-        index = np.arange(n_maps, dtype=np.uint64)[:, None] * np.uint64(n_values) + value.astype(np.uint64)[None]
-        block += np.float32(noise) * _hash_uniform(index)
+        block = coefficients @ waves.astype(np.float32)
+        block += skin[channel].astype(np.float32)
+        index = map_offsets[:, None] + value.astype(np.uint32)[None]  # n * D + value < 2**32
+        uniform = _hash_uniform(index)
+        uniform *= np.float32(noise)
+        block += uniform
+        del index, uniform
         return block.astype(dtype, copy=False)
 
     return TexelSource(n_maps=n_maps, map_shape=(resolution, resolution, 3), read=read)
