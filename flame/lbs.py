@@ -49,12 +49,14 @@ def blend_shapes(coefficients: torch.Tensor, directions: torch.Tensor) -> torch.
     Returns:
         ``(B, V, 3)`` offsets in model space.
     """
-    return torch.einsum("bk,vck->bvc", coefficients, directions)
+    n_vertices, _, n_components = directions.shape
+    flat = directions.reshape(n_vertices * 3, n_components)  # a view for contiguous input
+    return torch.matmul(coefficients, flat.t()).view(-1, n_vertices, 3)
 
 
 def vertices_to_joints(j_regressor: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
     """Joint locations regressed from vertices: ``(J, V) x (B, V, 3) -> (B, J, 3)``."""
-    return torch.einsum("jv,bvc->bjc", j_regressor, vertices)
+    return torch.matmul(j_regressor, vertices)
 
 
 def _homogeneous(rotations: torch.Tensor, translations: torch.Tensor) -> torch.Tensor:
@@ -131,10 +133,11 @@ def lbs(
     rotations = batch_rodrigues(pose.reshape(-1, 3)).view(batch, n_joints, 3, 3)
     eye = torch.eye(3, dtype=pose.dtype, device=pose.device)
     pose_feature = (rotations[:, 1:] - eye).reshape(batch, -1)  # (B, 9 * (J - 1))
-    v_posed = v_shaped + torch.einsum("bp,vcp->bvc", pose_feature, posedirs)
+    v_posed = v_shaped + blend_shapes(pose_feature, posedirs)
 
     posed_joints, skinning = rigid_joint_transforms(rotations, joints, parents)
-    per_vertex = torch.einsum("vj,bjmn->bvmn", weights, skinning)  # (B, V, 4, 4)
-    vertices = torch.einsum("bvmn,bvn->bvm", per_vertex[:, :, :3, :3], v_posed)
-    vertices = vertices + per_vertex[:, :, :3, 3]
+    # Blend the top 3x4 of each joint transform per vertex: (V, J) @ (B, J, 12) -> (B, V, 12).
+    per_vertex = torch.matmul(weights, skinning[:, :, :3, :].reshape(batch, n_joints, 12))
+    per_vertex = per_vertex.view(batch, -1, 3, 4)
+    vertices = (per_vertex[..., :3] * v_posed[:, :, None, :]).sum(dim=-1) + per_vertex[..., 3]
     return vertices, posed_joints
