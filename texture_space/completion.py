@@ -245,7 +245,8 @@ def fill_low_rank(
         flat_state[:, start:stop] = block
         centred = block - block.mean(axis=0)
         gram += centred @ centred.T
-    unseen_count = max(int((flat_conf == 0).sum()) * 3, 1)
+    imputed = (np.asarray(confidence) == 0) & (total_weight > 0)[None]
+    imputed_count = max(int(imputed.sum()) * 3, 1)
     for _ in range(n_iterations):
         projector = _shrunk_projector(gram, rank, ridge, source.n_values)
         gram = np.zeros((n_maps, n_maps))
@@ -260,10 +261,9 @@ def fill_low_rank(
             flat_state[:, start:stop] = updated
             centred = updated - updated.mean(axis=0)
             gram += centred @ centred.T
-        if np.sqrt(squared_change / unseen_count) < tolerance:
+        if np.sqrt(squared_change / imputed_count) < tolerance:
             break
     confidence = np.array(confidence, dtype=np.float32)
-    imputed = (confidence == 0) & (total_weight > 0)[None]
     for start, stop in ranges:  # seen texels get their observed values back
         w = weights(start, stop)
         observed = source.read(start, stop, np.dtype(np.float32))
