@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from fitting.prepare import PreparedImage
-from fitting.results_io import REPORT_NAME, write_image, write_json, write_npz
+from fitting.results_io import REPORT_NAME, write_image, write_json
+from flame.atomic_io import write_npz
 
 LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
 

@@ -64,6 +64,9 @@ class FitParameters:
     def detach(self) -> "FitParameters":
         return FitParameters(**{k: v.detach().clone() for k, v in self.tensors().items()})
 
+    def to(self, device: torch.device | str) -> "FitParameters":
+        return FitParameters(**{k: v.to(device) for k, v in self.tensors().items()})
+
     def item(self, index: int) -> dict[str, np.ndarray]:
         """Item ``index`` as numpy arrays without the batch axis (for ``params.npz``)."""
         return {k: v[index].detach().cpu().numpy() for k, v in self.tensors().items()}
@@ -79,7 +82,7 @@ class FitParameters:
 
 def save_parameters(path: str | Path, params: dict[str, np.ndarray], **extra) -> Path:
     """Write one image's parameters as ``params.npz`` (atomic). ``extra`` adds arrays/strings."""
-    from fitting.results_io import write_npz
+    from flame.atomic_io import write_npz
 
     return write_npz(path, **params, **extra)
 

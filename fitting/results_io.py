@@ -7,33 +7,14 @@ it is written last, so a crash leaves no folder that looks finished.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import numpy as np
 
+from flame.atomic_io import atomic_write
+
 REPORT_NAME = "report.json"
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
-    """Write a file through ``write(handle)`` into a temp file beside it, then rename it in place.
-
-    Readers never see a half-written file; on error the temp file is removed and the old file
-    (if any) is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _jsonable(value: Any) -> Any:
@@ -62,12 +43,6 @@ def write_image(path: str | Path, rgb: np.ndarray) -> Path:
 
     path = Path(path)
     return atomic_write(path, lambda stream: iio.imwrite(stream, rgb, extension=path.suffix))
-
-
-def write_npz(path: str | Path, **arrays: Any) -> Path:
-    """Atomically write arrays as an uncompressed ``.npz`` (loads with ``allow_pickle=False``)."""
-    arrays = {name: np.asarray(value) for name, value in arrays.items()}
-    return atomic_write(path, lambda stream: np.savez(stream, **arrays))
 
 
 def read_report(folder: str | Path) -> dict | None:

@@ -17,8 +17,6 @@ own files omit them and use 300 + 100), and extras (``J``, ``bs_style``, ``bs_ty
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from flame.atomic_io import write_npz
 from flame.errors import ModelFileError
 from flame.model_data import FlameModelData
 from flame.pickle_io import chumpy_available, load_pickle, load_pickle_with_chumpy
@@ -284,16 +283,7 @@ def save_flame_npz(data: FlameModelData, path: str | Path) -> Path:
             arrays[key] = array
     if dropped:
         warnings.warn(f"{path}: extras {dropped} cannot be stored without pickle and were left out.", stacklevel=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            np.savez(handle, **arrays)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    return path
+    return write_npz(path, **arrays)
 
 
 def convert_flame_model(src: str | Path, dst: str | Path | None = None) -> Path:

@@ -16,14 +16,13 @@ pickle.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from flame.atomic_io import write_npz
 from flame.errors import ModelFileError
 from flame.model_data import TextureSpace
 
@@ -103,16 +102,7 @@ def save_texture_space(
         arrays["ft"] = np.asarray(ft)
     arrays.update(_metadata_arrays(path, metadata or {}))
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            np.savez(handle, **arrays)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    return path
+    return write_npz(path, **arrays)
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

@@ -9,28 +9,18 @@ UVs follow the OBJ convention (v = 0 at the bottom of the texture image, whose r
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from flame.atomic_io import atomic_write
 
 __all__ = ["save_obj", "save_ply", "save_glb", "atomic_write_bytes"]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, lambda stream: stream.write(data))
 
 
 def _as_numpy(array, dtype=None) -> np.ndarray:

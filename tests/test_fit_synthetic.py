@@ -7,6 +7,7 @@ import torch
 
 from fitting.optimizer import FitConfig, fit_batch
 from fitting.scene import HeadScene
+from fitting.synthetic import face_vertex_error_mm, synthetic_batch
 from flame.selection import files_in
 
 RESOLUTION = 224
@@ -14,44 +15,19 @@ RESOLUTION = 224
 
 @pytest.fixture(scope="module")
 def scene(demo_head_dir):
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     return HeadScene.from_model_files(files_in(demo_head_dir, kind="demo"))
-
-
-def ground_truth(scene: HeadScene, batch: int, seed: int = 1):
-    """Random but plausible parameters and their render (image on a flat background)."""
-    g = torch.Generator().manual_seed(seed)
-    truth = scene.initial_parameters(batch, "cpu")
-    truth.shape[:, :20] = torch.randn(batch, 20, generator=g) * 0.8
-    truth.expression[:, :10] = torch.randn(batch, 10, generator=g) * 0.5
-    truth.pose[:, 0] = 0.1
-    truth.pose[:, 1] = torch.linspace(0.25, -0.2, batch)
-    truth.pose[:, 6] = 0.08
-    truth.texture[:] = torch.randn(batch, truth.texture.shape[1], generator=g) * 0.8
-    truth.light[:, 1:4, :] = torch.tensor([0.2, 0.3, 0.4])[:, None]
-    truth.camera[:] = torch.tensor([7.5, 0.01, -0.01])
-    with torch.no_grad():
-        rendered = scene.render(truth, RESOLUTION)
-    background = torch.rand(batch, 3, 1, 1, generator=g) * 0.5
-    images = rendered.image + (1 - rendered.alpha) * background
-    return truth, rendered, images
 
 
 @pytest.fixture(scope="module")
 def recovery(scene):
-    """One batched fit: item 0 clean, item 1 with a green occluder over the left cheek/eye."""
-    truth, rendered, images = ground_truth(scene, 2)
-    images = images.clone()
+    """One batched fit: item 0 clean, item 1 with an occluder pasted over part of the face."""
+    problem = synthetic_batch(scene, 2, RESOLUTION, seed=1)
+    images = problem.images.clone()
     images[1, :, 70:125, 125:175] = torch.tensor([0.1, 0.6, 0.2])[:, None, None]
     skin = torch.ones(2, 1, RESOLUTION, RESOLUTION)
     config = FitConfig(rigid_steps=100, full_steps=400)
-    outcome = fit_batch(scene, images, rendered.landmarks_px, skin, config)
-    with torch.no_grad():
-        fitted = scene.flame(shape=outcome.params.shape, expression=outcome.params.expression,
-                             pose=outcome.params.pose).vertices
-    face = scene.face_region
-    vertex_error_mm = (fitted - rendered.vertices)[:, face].norm(dim=-1).mean(dim=1) * 1000
-    return outcome, vertex_error_mm
+    outcome = fit_batch(scene, images, problem.landmarks_px, skin, config)
+    return outcome, face_vertex_error_mm(scene, outcome.params, problem.vertices)
 
 
 def test_landmarks_recovered_within_a_pixel(recovery):
@@ -77,11 +53,11 @@ def test_photometric_error_small(recovery):
 
 
 def test_nan_in_one_image_restores_its_best_parameters_and_spares_the_others(scene):
-    truth, rendered, images = ground_truth(scene, 2, seed=3)
-    images = images.clone()
+    problem = synthetic_batch(scene, 2, RESOLUTION, seed=3)
+    images = problem.images.clone()
     images[1, :, 100, 100] = float("nan")
     skin = torch.ones(2, 1, RESOLUTION, RESOLUTION)
-    outcome = fit_batch(scene, images, rendered.landmarks_px, skin,
+    outcome = fit_batch(scene, images, problem.landmarks_px, skin,
                         FitConfig(rigid_steps=30, full_steps=10))
     assert outcome.status[0] == "done"
     assert outcome.status[1].startswith("diverged")
