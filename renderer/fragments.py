@@ -12,7 +12,7 @@ with ``B * H * W``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -38,6 +38,8 @@ class Fragments:
         pixel_bary: ``(N, 3)`` barycentric weights at each covered pixel (same values as
             ``bary`` at those pixels; this is the tensor ``bary`` was scattered from).
         image_size: ``(H, W)``.
+        covered_batch: optional ``(N,)`` int64 batch element of each covered pixel, when the
+            producer already has it (otherwise :attr:`pixel_batch` derives it).
     """
 
     face_index: torch.Tensor
@@ -48,6 +50,7 @@ class Fragments:
     pixel_face: torch.Tensor
     pixel_bary: torch.Tensor
     image_size: tuple[int, int]
+    covered_batch: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     @property
     def batch_size(self) -> int:
@@ -56,8 +59,11 @@ class Fragments:
     @property
     def pixel_batch(self) -> torch.Tensor:
         """``(N,)`` int64 batch element of each covered pixel."""
-        height, width = self.image_size
-        return torch.div(self.pixel_index, height * width, rounding_mode="floor")
+        if self.covered_batch is not None:
+            return self.covered_batch
+        per_image = self.mask.reshape(self.batch_size, -1).sum(dim=1)
+        images = torch.arange(self.batch_size, device=self.pixel_index.device)
+        return torch.repeat_interleave(images, per_image, output_size=self.pixel_index.numel())
 
     def alpha(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Coverage as an image, ``(B, 1, H, W)`` with 1 on covered pixels and 0 elsewhere."""

@@ -1,4 +1,10 @@
-"""Interpolation of vertex or face-corner attributes over the rasterised pixels."""
+"""Interpolation of vertex or face-corner attributes over the rasterised pixels.
+
+Internally the per-pixel work is *channel-major*: values are ``(C, N)`` with the N covered pixels
+innermost, so every elementwise op is one long vectorised loop (a ``(N, C)`` layout with C = 2
+or 3 innermost makes PyTorch's CPU kernels loop over tiny rows and runs many times slower).
+The public functions keep their ``(N, C)`` / ``(B, H, W, C)`` results.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,78 @@ import torch
 
 from renderer.fragments import Fragments
 
-__all__ = ["interpolate", "interpolate_covered"]
+__all__ = [
+    "interpolate",
+    "interpolate_covered",
+    "interpolate_channels",
+    "corner_vertex_ids",
+    "blend_corners",
+    "scatter_to_image",
+]
+
+
+def corner_vertex_ids(fragments: Fragments, faces: torch.Tensor, n_vertices: int, batch: int) -> torch.Tensor:
+    """``(3, N)`` int64 rows of a ``(B * V, ...)`` per-vertex table for the corners of each
+    covered pixel's triangle (``b * V + faces[pixel_face, k]``; batch ignored when 1)."""
+    ids = faces.to(fragments.pixel_face.device).T.index_select(1, fragments.pixel_face)  # (3, N)
+    if batch > 1:
+        ids = ids + fragments.pixel_batch * n_vertices
+    return ids
+
+
+def blend_corners(corner_values: torch.Tensor, pixel_bary: torch.Tensor) -> torch.Tensor:
+    """Barycentric blend: ``corner_values (C, 3, N)`` and ``pixel_bary (N, 3)`` -> ``(C, N)``."""
+    bary = pixel_bary.T.to(corner_values.dtype)  # (3, N); a free view of the rasteriser's layout
+    return (corner_values * bary).sum(dim=1)
+
+
+def interpolate_channels(
+    attributes: torch.Tensor, fragments: Fragments, faces: torch.Tensor
+) -> torch.Tensor:
+    """Barycentric interpolation at the covered pixels, channel-major.
+
+    Args:
+        attributes: as in :func:`interpolate_covered`.
+        fragments: from :func:`renderer.rasterize.rasterize`.
+        faces: ``(F, 3)`` int64, the faces that were rasterised.
+
+    Returns:
+        ``(C, N)`` values at ``fragments.pixel_index``, differentiable w.r.t. ``attributes``
+        and the barycentrics.
+    """
+    n_faces = faces.shape[0]
+    pixel_face = fragments.pixel_face
+    if attributes.dim() == 3 and attributes.shape[:2] == (n_faces, 3) and attributes.shape[0] != fragments.batch_size:
+        channels = attributes.shape[2]
+        table = attributes.permute(2, 1, 0)  # (C, 3, F)
+        corner_values = table.reshape(channels * 3, n_faces).index_select(1, pixel_face).view(channels, 3, -1)
+    elif attributes.dim() == 3:
+        batch, n_vertices, channels = attributes.shape
+        if batch not in (1, fragments.batch_size):
+            raise ValueError(
+                f"per-vertex attributes have batch {batch}, fragments have {fragments.batch_size}"
+            )
+        ids = corner_vertex_ids(fragments, faces, n_vertices, batch)
+        table = attributes.reshape(-1, channels).T.contiguous()  # (C, B * V)
+        corner_values = table.index_select(1, ids.reshape(-1)).view(channels, 3, -1)
+    elif attributes.dim() == 4 and attributes.shape[1:3] == (n_faces, 3):
+        batch, _, _, channels = attributes.shape
+        if batch == 1:
+            rows = pixel_face
+        elif batch == fragments.batch_size:
+            rows = fragments.pixel_batch * n_faces + pixel_face
+        else:
+            raise ValueError(
+                f"per-corner attributes have batch {batch}, fragments have {fragments.batch_size}"
+            )
+        table = attributes.permute(3, 2, 0, 1).reshape(channels * 3, batch * n_faces)  # (C*3, B*F)
+        corner_values = table.index_select(1, rows).view(channels, 3, -1)
+    else:
+        raise ValueError(
+            "attributes must be (B, V, C), (F, 3, C) or (B, F, 3, C) with F = "
+            f"{n_faces}; got {tuple(attributes.shape)}"
+        )
+    return blend_corners(corner_values, fragments.pixel_bary)
 
 
 def interpolate_covered(
@@ -24,42 +101,10 @@ def interpolate_covered(
         faces: ``(F, 3)`` int64, the faces that were rasterised.
 
     Returns:
-        ``(N, C)`` values at ``fragments.pixel_index``, differentiable w.r.t. ``attributes``
-        and the barycentrics.
+        ``(N, C)`` values at ``fragments.pixel_index`` (a view of a channel-major tensor),
+        differentiable w.r.t. ``attributes`` and the barycentrics.
     """
-    n_faces = faces.shape[0]
-    pixel_face = fragments.pixel_face
-    if attributes.dim() == 3 and attributes.shape[:2] == (n_faces, 3) and attributes.shape[0] != fragments.batch_size:
-        corner_values = attributes.index_select(0, pixel_face)  # (N, 3, C)
-    elif attributes.dim() == 3:
-        batch, n_vertices, channels = attributes.shape
-        if batch not in (1, fragments.batch_size):
-            raise ValueError(
-                f"per-vertex attributes have batch {batch}, fragments have {fragments.batch_size}"
-            )
-        corner_ids = faces.to(attributes.device).index_select(0, pixel_face)  # (N, 3)
-        if batch > 1:
-            corner_ids = corner_ids + (fragments.pixel_batch * n_vertices)[:, None]
-        flat = attributes.reshape(-1, channels)
-        corner_values = flat.index_select(0, corner_ids.reshape(-1)).view(-1, 3, channels)
-    elif attributes.dim() == 4 and attributes.shape[1:3] == (n_faces, 3):
-        batch, _, _, channels = attributes.shape
-        if batch == 1:
-            corner_values = attributes[0].index_select(0, pixel_face)
-        elif batch == fragments.batch_size:
-            rows = fragments.pixel_batch * n_faces + pixel_face
-            corner_values = attributes.reshape(-1, 3, channels).index_select(0, rows)
-        else:
-            raise ValueError(
-                f"per-corner attributes have batch {batch}, fragments have {fragments.batch_size}"
-            )
-    else:
-        raise ValueError(
-            "attributes must be (B, V, C), (F, 3, C) or (B, F, 3, C) with F = "
-            f"{n_faces}; got {tuple(attributes.shape)}"
-        )
-    bary = fragments.pixel_bary.to(corner_values.dtype)
-    return (corner_values * bary[:, :, None]).sum(dim=1)
+    return interpolate_channels(attributes, fragments, faces).T
 
 
 def interpolate(
@@ -88,6 +133,8 @@ def scatter_to_image(values: torch.Tensor, fragments: Fragments, background: flo
     """Place per-covered-pixel values ``(N, C)`` into a ``(B, H, W, C)`` image."""
     height, width = fragments.image_size
     total = fragments.batch_size * height * width
-    image = values.new_full((total, values.shape[1]), background)
-    image = image.index_copy(0, fragments.pixel_index, values)
-    return image.view(fragments.batch_size, height, width, values.shape[1])
+    channels = values.shape[1]
+    index = fragments.pixel_index * channels + torch.arange(channels, device=values.device)[:, None]  # (C, N)
+    image = values.new_full((total * channels,), background)
+    image = image.scatter(0, index.reshape(-1), values.T.reshape(-1))
+    return image.view(fragments.batch_size, height, width, channels)

@@ -24,17 +24,28 @@ Conventions
 
 Algorithm
 ---------
-1. *Visibility* (no gradient): for every (batch element, triangle) the pixel centres of its
-   bounding box, clipped to the image, are enumerated exactly (``repeat_interleave`` over the
-   box sizes, no padding); the three edge functions and the depth plane are evaluated in
-   coordinates local to the box, so precision does not depend on where the triangle lies on the
-   screen. The nearest covering triangle per pixel is found with one ``scatter_reduce(amin)`` of a
-   packed int64 key ``(order-preserving int32 of the float32 depth) << 32 | face index``. The
-   (pixel, triangle) pairs are processed in chunks of at most ``max_pairs_per_chunk`` so memory
-   stays bounded however large the triangles or the batch are.
-2. *Barycentrics* (differentiable): for each covered pixel the barycentrics of its winning
-   triangle are recomputed from the vertex positions, so gradients reach ``vertices_screen``
-   through ``bary`` and ``depth``. Visibility itself (which triangle wins) is not differentiated.
+1. *Triangle setup* (no gradient), one vectorised pass over all (batch element, triangle)
+   pairs, on contiguous per-coordinate rows ``(3 coordinates, 3 corners, B * F)``, in the
+   input's precision (float64 or float32): the bounding box clipped to the image, and the three
+   edge functions and the depth plane as affine functions of the pixel offset from the box's
+   first pixel centre (so precision does not depend on where the triangle lies on the screen),
+   stored in float32.
+2. *Visibility* (no gradient): every box is covered by ``4 x 4`` pixel tiles anchored at its
+   first pixel; the (triangle, tile) pairs are enumerated exactly (``repeat_interleave`` over
+   the tile counts) and all 16 pixel centres of all tiles are tested at once with a single
+   matrix product ``(tiles * 4, 3) @ (3, 16)`` that gives the three edge functions and the
+   depth. The nearest covering triangle per pixel is found with one ``scatter_reduce(amin)`` of
+   a packed int64 key ``(order-preserving int32 of the float32 depth) << 32 | face index`` into
+   a depth buffer padded by 3 pixels on the right and bottom, so tiles that overhang the image
+   need no bounds test. The tile pairs are processed in chunks of whole triangles holding at
+   most ``max_pairs_per_chunk`` candidate pixels (a single triangle larger than that is one
+   chunk on its own), so memory stays bounded however large the triangles or the batch are.
+3. *Barycentrics* (differentiable): one table of per-face coefficients ``(B * F, 9)`` (corner
+   0, the gradients of barycentrics 1 and 2 with respect to the pixel position, and the depth
+   values) is computed from the vertex positions, gathered at the covered pixels with
+   ``index_select`` (whose backward is an ``index_add``) and evaluated there, so gradients reach
+   ``vertices_screen`` through ``bary`` and ``depth``. Visibility itself (which triangle wins) is
+   not differentiated.
 
 Visibility is always resolved in float32 (the input may be float64); barycentrics and depth are
 returned in the input's dtype.
@@ -140,6 +151,34 @@ def _choose_backend(backend: str, vertices_screen: torch.Tensor) -> str:
     return "nvdiffrast" if vertices_screen.is_cuda and nvdiffrast_available() else "torch"
 
 
+_TILE = 4  # visibility tiles are _TILE x _TILE pixels
+_TILE_LOG2 = 2
+_TILE_PIXELS = _TILE * _TILE
+_PAD = _TILE - 1  # a tile anchored inside the image overhangs it by at most this many pixels
+
+
+def gather_corners(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Corners of every (batch element, face) in coordinate-major layout.
+
+    Args:
+        vertices: ``(B, V, C)`` (any space).
+        faces: ``(F, 3)`` int64.
+
+    Returns:
+        ``(C, 3, B * F)``: ``[c, k, t]`` is coordinate ``c`` of corner ``k`` of triangle ``t``
+        (``t = b * F + f``, batch-major). Each ``[c, k]`` row is contiguous, so the per-triangle
+        arithmetic runs on contiguous vectors; the gather is one ``index_select`` along the
+        last dim of the transposed vertices, whose backward is an ``index_add``.
+    """
+    batch, n_vertices, channels = vertices.shape
+    index = faces.T  # (3, F)
+    if batch > 1:
+        offsets = torch.arange(0, batch * n_vertices, n_vertices, device=faces.device)
+        index = (index[:, None, :] + offsets[:, None]).reshape(3, -1)  # (3, B * F)
+    by_coordinate = vertices.reshape(-1, channels).T.contiguous()  # (C, B * V)
+    return by_coordinate.index_select(1, index.reshape(-1)).view(channels, 3, -1)
+
+
 def _triangle_setup(
     corners: torch.Tensor,
     image_size: tuple[int, int],
@@ -147,63 +186,67 @@ def _triangle_setup(
     perspective_correct: bool,
     near: float,
 ):
-    """Per-triangle bounding boxes and local edge/depth planes.
+    """Per-triangle clipped boxes, tile counts and local edge/depth planes, in one pass.
 
     Args:
-        corners: ``(T, 3, 3)`` screen-space corners of T triangles (any float dtype).
+        corners: ``(3, 3, T)`` screen-space corners from :func:`gather_corners`. The setup
+            runs in float64 for float64 input and in float32 otherwise (all quantities are
+            differences of nearby coordinates, local to the box, so float32 loses nothing
+            that float32 input had).
 
     Returns:
-        ``(x0, y0, box_w, box_h, planes)``: int64 ``(T,)`` top-left pixel of the clipped box and
-        its size (0 where the triangle produces nothing), and ``planes (T, 12)`` float32
-        holding, for w0, w1, w2 and the depth key, ``(value at the box's first pixel centre,
-        d/dx, d/dy)``. Edge functions are sign-normalised so that "inside" means all >= 0.
+        ``(x0, y0, tiles_w, tiles_h, planes)``: int64 ``(T,)`` first pixel (column, row) of the
+        clipped box and its size in ``_TILE``-pixel tiles (0 where the triangle produces
+        nothing); ``planes (12, T)`` float32 holding, for w0, w1, w2 and the depth key,
+        ``(value at the box's first pixel centre, d/dx, d/dy)``. Edge functions are
+        sign-normalised so that "inside" means all >= 0. Triangles that are not finite, have
+        zero area, are culled or (perspective) reach behind the near plane get no tiles.
     """
     height, width = image_size
-    c = corners.to(torch.float64)
-    x, y, z = c[..., 0], c[..., 1], c[..., 2]
-    area = (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0]) - (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0])
-    valid = torch.isfinite(c).all(dim=(1, 2)) & (area != 0)
+    c = corners.to(torch.float64 if corners.dtype == torch.float64 else torch.float32)
+    xy, z = c[:2], c[2]  # (2, 3, T) and (3, T)
+    d1, d2 = xy[:, 1] - xy[:, 0], xy[:, 2] - xy[:, 0]  # (2, T)
+    area = d2[0] * d1[1] - d1[0] * d2[1]
+    # A non-finite x or y makes the area non-finite (or NaN), a non-finite z the sum of the
+    # depths; finite corners so large that these overflow are dropped as well.
+    valid = torch.isfinite(area) & torch.isfinite(z[0] + z[1] + z[2]) & (area != 0)
     if cull_backfaces:
         valid &= area > 0
     if perspective_correct:
-        valid &= z.amin(dim=1) > near
+        valid &= z.amin(0) > near
 
+    # Clipped box: first and last pixel (column, row) whose centre lies in the bounding box.
     big = float(max(height, width) + 2)
-    xmin = torch.ceil(x.amin(dim=1).clamp(-big, big) - 0.5).clamp(min=0)
-    xmax = torch.floor(x.amax(dim=1).clamp(-big, big) - 0.5).clamp(max=width - 1)
-    ymin = torch.ceil(y.amin(dim=1).clamp(-big, big) - 0.5).clamp(min=0)
-    ymax = torch.floor(y.amax(dim=1).clamp(-big, big) - 0.5).clamp(max=height - 1)
-    box_w = (xmax - xmin + 1).clamp(min=0)
-    box_h = (ymax - ymin + 1).clamp(min=0)
-    box_w = torch.where(valid, box_w, torch.zeros_like(box_w))
+    first = torch.ceil(xy.amin(1).clamp(-big, big) - 0.5).clamp(min=0)  # (2, T)
+    last = torch.floor(xy.amax(1).clamp(-big, big) - 0.5)
+    last = torch.minimum(last, torch.tensor([[width - 1.0], [height - 1.0]], dtype=last.dtype, device=last.device))
+    span = last - first  # box size - 1, negative when empty
+    nonempty = valid & (span[0] >= 0) & (span[1] >= 0)
+    tiles = torch.where(nonempty, torch.floor(span / _TILE) + 1, 0.0).long()  # (2, T)
 
-    # Edge function of edge (a -> b) at point p: (p.x - a.x)(b.y - a.y) - (p.y - a.y)(b.x - a.x);
-    # edge k is opposite corner k, so w_k / area is the barycentric weight of corner k.
-    sign = torch.where(area < 0, -torch.ones_like(area), torch.ones_like(area))
-    ox, oy = xmin + 0.5, ymin + 0.5  # first pixel centre of the box
-    planes = []
-    weights_at_origin = []
-    for k in range(3):
-        a, b = (k + 1) % 3, (k + 2) % 3
-        dx = y[:, b] - y[:, a]
-        dy = -(x[:, b] - x[:, a])
-        at_origin = (ox - x[:, a]) * dx + (oy - y[:, a]) * dy
-        weights_at_origin.append((at_origin, dx, dy))
-        planes += [at_origin * sign, dx * sign, dy * sign]
-    safe_area = torch.where(valid, area, torch.ones_like(area))
-    values = z if not perspective_correct else -1.0 / torch.where(valid[:, None], z, torch.ones_like(z))
-    # Depth key = sum_k w_k * values_k / area: affine in screen space. Orthographic: the depth;
+    # Edge k (opposite corner k) runs from corner a = k+1 to b = k+2; at point p its value is
+    # (p.x - a.x)(b.y - a.y) - (p.y - a.y)(b.x - a.x), and w_k / area is corner k's barycentric.
+    start = xy[:, [1, 2, 0]]  # (2, 3, T) corner a of each edge
+    direction = xy[:, [2, 0, 1]] - start  # b - a
+    sign = torch.where(area < 0, -1.0, 1.0)
+    slope = torch.stack([direction[1], -direction[0]]) * sign  # (2, 3, T): d w_k / dx, d w_k / dy
+    offset = (first + 0.5)[:, None] - start  # box's first pixel centre relative to corner a
+    at_origin = offset[0] * slope[0] + offset[1] * slope[1]  # (3, T)
+    edges = torch.cat([at_origin[None], slope])  # (3 coefficients, 3 edges, T)
+
+    # Depth key = sum_k w_k * values_k / area, affine in screen space. Orthographic: the depth;
     # perspective: minus the inverse depth (1 / z_cam is affine in screen space).
-    for j in range(3):
-        planes.append(sum(weights_at_origin[k][j] * values[:, k] for k in range(3)) / safe_area)
-    planes = torch.stack(planes, dim=1).to(torch.float32)
-    return xmin.long(), ymin.long(), box_w.long(), box_h.long(), planes
+    values = z if not perspective_correct else -1.0 / torch.where(valid, z, 1.0)
+    weighted = values / torch.where(valid, area * sign, 1.0)  # |area|: the signs of w cancel
+    depth = (edges * weighted).sum(dim=1)  # (3 coefficients, T)
+    planes = torch.cat([edges.transpose(0, 1).reshape(9, -1), depth]).to(torch.float32)
+    return first[0].long(), first[1].long(), tiles[0], tiles[1], planes
 
 
 def _orderable_int64(depth: torch.Tensor) -> torch.Tensor:
     """Map float32 values to int64 with the same order (monotonic increasing)."""
     bits = depth.contiguous().view(torch.int32)
-    bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # negative floats: reverse their order
     return bits.to(torch.int64)
 
 
@@ -223,141 +266,160 @@ def rasterize_visibility(
         vertices_screen: ``(B, V, 3)`` screen space ``(x px, y px, depth)``.
         faces: ``(F, 3)`` int64.
         image_size: ``(H, W)``.
+        cull_backfaces, perspective_correct, near, max_pairs_per_chunk: as in :func:`rasterize`.
 
     Returns:
         ``(B, H, W)`` int64 face index, ``-1`` where no triangle covers the pixel centre.
     """
     height, width = image_size
-    batch, n_vertices = vertices_screen.shape[:2]
+    batch = vertices_screen.shape[0]
     n_faces = faces.shape[0]
     device = vertices_screen.device
-    best = torch.full((batch * height * width,), _NO_HIT, dtype=torch.int64, device=device)
     if n_faces == 0 or batch == 0:
         return torch.full((batch, height, width), -1, dtype=torch.long, device=device)
 
-    corners = vertices_screen.detach()[:, faces]  # (B, F, 3, 3)
-    xmin, ymin, box_w, box_h, planes = _triangle_setup(
-        corners.reshape(-1, 3, 3), image_size, cull_backfaces, perspective_correct, near
+    x0, y0, tiles_w, tiles_h, planes = _triangle_setup(
+        gather_corners(vertices_screen.detach(), faces), image_size, cull_backfaces, perspective_correct, near
     )
-    counts = box_w * box_h  # (B*F,)
-    selected = torch.nonzero(counts > 0).squeeze(1)
-    if selected.numel() == 0:
-        return torch.full((batch, height, width), -1, dtype=torch.long, device=device)
-    counts = counts[selected]
-    box_w = box_w[selected]
-    # Base pixel index of each box's first pixel, and packed triangle id (face index).
-    batch_of = torch.div(selected, n_faces, rounding_mode="floor")
-    base = batch_of * (height * width) + ymin[selected] * width + xmin[selected]
-    face_id = selected - batch_of * n_faces
-    planes = planes[selected]
+    padded_h, padded_w = height + _PAD, width + _PAD
+    image_start = torch.arange(0, batch * padded_h * padded_w, padded_h * padded_w, device=device)
+    base = (image_start[:, None] + (y0 * padded_w + x0).view(batch, n_faces)).view(-1)  # box origin
+    face_id = torch.arange(n_faces, device=device).repeat(batch)
 
-    # Triangles whose clipped box fits in a small power-of-two tile are handled by broadcasting
-    # (tile pixels x triangles, no per-pair gathers); they are grouped by tile shape. Larger ones
-    # enumerate their exact box pixels with repeat_interleave. Both paths work in chunks of at
-    # most max_pairs_per_chunk candidate pairs.
-    log_w = torch.ceil(torch.log2(box_w.to(torch.float32))).long()
-    log_h = torch.ceil(torch.log2(box_h[selected].to(torch.float32))).long()
-    small = (log_w <= _TILE_LOG2_MAX) & (log_h <= _TILE_LOG2_MAX)
-    group = torch.where(small, log_h * (_TILE_LOG2_MAX + 1) + log_w, torch.full_like(log_w, _LARGE_GROUP))
-    order = torch.argsort(group)
-    group_sizes = torch.bincount(group, minlength=_LARGE_GROUP + 1).tolist()
-    offset = 0
-    for group_id, size in enumerate(group_sizes):
-        if size == 0:
-            continue
-        members = order[offset:offset + size]
-        offset += size
-        if group_id == _LARGE_GROUP:
-            _visibility_large(best, members, counts, box_w, base, face_id, planes, width, max_pairs_per_chunk)
-        else:
-            tile_h = 1 << (group_id // (_TILE_LOG2_MAX + 1))
-            tile_w = 1 << (group_id % (_TILE_LOG2_MAX + 1))
-            _visibility_tiles(
-                best, members, box_w, counts, base, face_id, planes, width, tile_h, tile_w,
-                max_pairs_per_chunk,
-            )
-
-    face_index = torch.where(best == _NO_HIT, torch.full_like(best, -1), best & _LOW32)
-    return face_index.view(batch, height, width)
+    best = torch.full((batch * padded_h * padded_w,), _NO_HIT, dtype=torch.int64, device=device)
+    tile_counts = tiles_w * tiles_h
+    for lo, hi, n_tiles in _chunks_of_triangles(tile_counts, max(1, max_pairs_per_chunk // _TILE_PIXELS)):
+        _visibility_tiles(
+            best, slice(lo, hi), n_tiles, tile_counts, tiles_w, base, face_id, planes, padded_w
+        )
+    best = best.view(batch, padded_h, padded_w)[:, :height, :width]
+    return torch.where(best == _NO_HIT, -1, best & _LOW32)
 
 
-_TILE_LOG2_MAX = 5  # tiles up to 32 x 32 pixels
-_LARGE_GROUP = (_TILE_LOG2_MAX + 1) ** 2
+def _chunks_of_triangles(tile_counts: torch.Tensor, max_tiles: int):
+    """Yield ``(lo, hi, n_tiles)``: consecutive triangle ranges holding at most ``max_tiles``
+    tiles each (or one triangle that alone holds more)."""
+    ends = torch.cumsum(tile_counts, 0)
+    total = int(ends[-1])
+    if total == 0:
+        return
+    if total <= max_tiles:
+        yield 0, tile_counts.numel(), total
+        return
+    lo, done = 0, 0
+    while done < total:
+        hi = int(torch.searchsorted(ends, torch.tensor(done + max_tiles, device=ends.device), right=True))
+        hi = max(hi, lo + 1)
+        end = int(ends[hi - 1])
+        if end > done:
+            yield lo, hi, end - done
+        lo, done = hi, end
 
 
-def _fold_hits(
-    best: torch.Tensor,
-    inside: torch.Tensor,
-    depth_planes: torch.Tensor,
-    fx: torch.Tensor,
-    fy: torch.Tensor,
-    pixel: torch.Tensor,
-    face_id: torch.Tensor,
-) -> None:
-    """Scatter the packed (depth, face) keys of the covered candidates into ``best`` (amin)."""
-    hit = torch.nonzero(inside.reshape(-1)).squeeze(1)
+def _tiles_of(triangles: slice, n_tiles: int, tile_counts: torch.Tensor, tiles_w: torch.Tensor):
+    """Enumerate the tiles of a range of triangles.
+
+    Returns:
+        ``(owner, tile_col, tile_row)``, each ``(n_tiles,)`` int64: the triangle of each tile
+        and the tile's position in that triangle's box (in tiles).
+    """
+    device = tile_counts.device
+    counts = tile_counts[triangles]
+    owner = torch.repeat_interleave(
+        torch.arange(triangles.start, triangles.stop, device=device), counts, output_size=n_tiles
+    )
+    start_of_owner = (torch.cumsum(counts, 0) - counts).index_select(0, owner - triangles.start)
+    local = torch.arange(n_tiles, device=device) - start_of_owner  # tile number within its box
+    width_of = tiles_w.index_select(0, owner)
+    # Exact floor division of small non-negative integers in float64 (int64 division is slow).
+    tile_row = torch.floor((local.to(torch.float64) + 0.5) / width_of.to(torch.float64)).long()
+    return owner, local - tile_row * width_of, tile_row
+
+
+def _visibility_tiles(best, triangles, n_tiles, tile_counts, tiles_w, base, face_id, planes, padded_w) -> None:
+    """Test the 16 pixels of every tile of ``triangles`` (a slice) and fold the hits into ``best``.
+
+    Args:
+        best: ``(B * (H + 3) * (W + 3),)`` int64 packed ``depth << 32 | face`` per padded pixel.
+        n_tiles: total number of tiles of these triangles.
+        tile_counts, tiles_w, base, face_id: ``(T,)`` int64 per triangle.
+        planes: ``(12, T)`` float32 from :func:`_triangle_setup`.
+    """
+    device = best.device
+    owner, tile_col, tile_row = _tiles_of(triangles, n_tiles, tile_counts, tiles_w)
+    origin, slope_x, slope_y = planes.index_select(1, owner).view(4, 3, n_tiles).unbind(1)  # (4, n) each
+    shift_x = (tile_col << _TILE_LOG2).to(torch.float32)
+    shift_y = (tile_row << _TILE_LOG2).to(torch.float32)
+    at_tile = origin + slope_x * shift_x + slope_y * shift_y  # w0, w1, w2, depth at each tile's first pixel
+    # Affine functions are separable: value(row r, column c) = (at_tile + dy r) + dx c. The tile
+    # index stays the innermost (contiguous) dimension so every op is a long vectorised loop.
+    lane = torch.arange(_TILE, device=device, dtype=torch.float32)[:, None]  # (4, 1)
+    row_part = at_tile[:, None, :] + slope_y[:, None, :] * lane  # (4 functions, 4 rows, n)
+    column_part = slope_x[:, None, :] * lane  # (4 functions, 4 columns, n)
+    values = (row_part[:, :, None, :] + column_part[:, None, :, :]).view(4, _TILE_PIXELS * n_tiles)
+    inside = torch.minimum(torch.minimum(values[0], values[1]), values[2]) >= 0  # (16 * n,) pixel-major
+
+    hit = torch.nonzero(inside).squeeze(1)
     if hit.numel() == 0:
         return
-    depth = depth_planes[0].reshape(-1)[hit] + depth_planes[1].reshape(-1)[hit] * fx.reshape(-1)[hit] \
-        + depth_planes[2].reshape(-1)[hit] * fy.reshape(-1)[hit]
-    key = (_orderable_int64(depth) << 32) | face_id.reshape(-1)[hit]
-    best.scatter_reduce_(0, pixel.reshape(-1)[hit], key, reduce="amin", include_self=True)
+    slot = _exact_floor_div(hit, n_tiles)  # pixel of the tile, row-major
+    tile = hit - slot * n_tiles
+    slot_offset = torch.arange(_TILE_PIXELS, device=device)
+    slot_offset = (slot_offset >> _TILE_LOG2) * padded_w + (slot_offset & (_TILE - 1))
+    tile_origin = base.index_select(0, owner) + ((tile_row * padded_w + tile_col) << _TILE_LOG2)
+    pixel = tile_origin.index_select(0, tile) + slot_offset.index_select(0, slot)
+    face = face_id.index_select(0, owner.index_select(0, tile))
+    key = (_orderable_int64(values[3].index_select(0, hit)) << 32) | face
+    best.scatter_reduce_(0, pixel, key, reduce="amin", include_self=True)
 
 
-def _visibility_tiles(
-    best, members, box_w, counts, base, face_id, planes, width, tile_h, tile_w, max_pairs
-) -> None:
-    """Triangles whose clipped box fits a ``tile_h x tile_w`` tile: broadcast over the tile."""
-    device = best.device
-    ly, lx = torch.meshgrid(
-        torch.arange(tile_h, device=device), torch.arange(tile_w, device=device), indexing="ij"
-    )
-    ly, lx = ly.reshape(1, -1), lx.reshape(1, -1)
-    fx, fy = lx.to(torch.float32), ly.to(torch.float32)
-    chunk = max(1, max_pairs // (tile_h * tile_w))
-    for start in range(0, members.numel(), chunk):
-        idx = members[start:start + chunk]
-        p = planes.index_select(0, idx)  # (T, 12)
-        bw = box_w.index_select(0, idx)[:, None]
-        bh = torch.div(counts.index_select(0, idx), box_w.index_select(0, idx), rounding_mode="floor")[:, None]
-        inside = (lx < bw) & (ly < bh)
-        for k in range(3):
-            inside &= (p[:, 3 * k, None] + p[:, 3 * k + 1, None] * fx + p[:, 3 * k + 2, None] * fy) >= 0
-        pixel = base.index_select(0, idx)[:, None] + ly * width + lx
-        tri_face = face_id.index_select(0, idx)[:, None].expand_as(pixel)
-        depth_planes = (p[:, 9, None].expand_as(inside), p[:, 10, None].expand_as(inside),
-                        p[:, 11, None].expand_as(inside))
-        _fold_hits(best, inside, depth_planes, fx.expand_as(inside), fy.expand_as(inside), pixel, tri_face)
+def _barycentric_table(vertices_screen: torch.Tensor, faces: torch.Tensor, perspective_correct: bool):
+    """Differentiable per-face coefficients, batch-major, in the input's dtype.
+
+    Returns:
+        ``(plane (6, B * F), depth_values (3, B * F))``, channel-major. ``plane`` holds corner 0
+        ``(x0, y0)`` and ``(d b1/dx, d b1/dy, d b2/dx, d b2/dy)``, so that at a point ``p`` the
+        screen-space barycentrics are ``b1 = (p - c0) . grad b1``, ``b2 = (p - c0) . grad b2``
+        and ``b0 = 1 - b1 - b2``. ``depth_values`` are the corners' ``z`` (orthographic) or
+        ``1 / z`` (perspective). Faces that cannot be drawn get finite placeholder values
+        (never gathered), so their backward produces no NaN.
+    """
+    x, y, z = gather_corners(vertices_screen, faces).unbind(0)  # each (3, T)
+    d1x, d1y = x[1] - x[0], y[1] - y[0]
+    d2x, d2y = x[2] - x[0], y[2] - y[0]
+    area = d2x * d1y - d1x * d2y
+    usable = torch.isfinite(area) & (area != 0)
+    inverse_area = 1.0 / torch.where(usable, area, torch.ones_like(area))
+    gradients = torch.stack([-d2y, d2x, d1y, -d1x]) * inverse_area  # (4, T)
+    plane = torch.cat([x[:1], y[:1], gradients])  # (6, T)
+    depth_values = z if not perspective_correct else 1.0 / torch.where(z > 0, z, torch.ones_like(z))
+    return plane, depth_values
 
 
-def _visibility_large(best, members, counts, box_w, base, face_id, planes, width, max_pairs) -> None:
-    """Triangles with a large box: enumerate exactly the box pixels, in chunks of triangles."""
-    device = best.device
-    member_counts = counts.index_select(0, members)
-    ends = torch.cumsum(member_counts, 0)
-    ends_list = ends.tolist()
-    lo = 0
-    while lo < members.numel():
-        start = 0 if lo == 0 else ends_list[lo - 1]
-        hi = int(torch.searchsorted(ends, torch.tensor(start + max_pairs, device=device), right=True))
-        hi = max(hi, lo + 1)  # one triangle never exceeds H * W pairs
-        n_pairs = ends_list[hi - 1] - start
-        idx = members[lo:hi]
-        c = member_counts[lo:hi]
-        tri = torch.repeat_interleave(torch.arange(idx.numel(), device=device), c, output_size=n_pairs)
-        local = torch.arange(n_pairs, device=device) - (torch.cumsum(c, 0) - c).index_select(0, tri)
-        w_of = box_w.index_select(0, idx).index_select(0, tri)
-        ly = torch.div(local, w_of, rounding_mode="floor")
-        lx = local - ly * w_of
-        fx, fy = lx.to(torch.float32), ly.to(torch.float32)
-        p = planes.index_select(0, idx).index_select(0, tri)
-        inside = torch.ones_like(lx, dtype=torch.bool)
-        for k in range(3):
-            inside &= (p[:, 3 * k] + p[:, 3 * k + 1] * fx + p[:, 3 * k + 2] * fy) >= 0
-        pixel = base.index_select(0, idx).index_select(0, tri) + ly * width + lx
-        tri_face = face_id.index_select(0, idx).index_select(0, tri)
-        _fold_hits(best, inside, (p[:, 9], p[:, 10], p[:, 11]), fx, fy, pixel, tri_face)
-        lo = hi
+def _exact_floor_div(index: torch.Tensor, divisor: int) -> torch.Tensor:
+    """``index // divisor`` for non-negative int64 below 2**40, via float64 (int64 division is
+    slow on CPU); exact because the fractional part of ``(index + 0.5) / divisor`` stays at
+    least ``0.5 / divisor`` away from an integer."""
+    return torch.floor((index.to(torch.float64) + 0.5) / divisor).long()
+
+
+def _pixel_centres(pixel_index: torch.Tensor, image_size: tuple[int, int], dtype):
+    """Batch element ``(N,)`` int64 and screen-space centres ``x, y (N,)`` of flat pixel
+    indices ``b * H * W + i * W + j``."""
+    height, width = image_size
+    batch_of = _exact_floor_div(pixel_index, height * width)
+    within = pixel_index - batch_of * (height * width)
+    row = _exact_floor_div(within, width)
+    col = within - row * width
+    return batch_of, col.to(dtype) + 0.5, row.to(dtype) + 0.5
+
+
+def _scatter_channels(values: torch.Tensor, pixel_index: torch.Tensor, total: int) -> torch.Tensor:
+    """Channel-major ``values (C, N)`` at flat pixels -> channel-last ``(total, C)``, 0 elsewhere."""
+    channels = values.shape[0]
+    index = pixel_index * channels + torch.arange(channels, device=pixel_index.device)[:, None]
+    flat = values.new_zeros(total * channels).scatter(0, index.reshape(-1), values.reshape(-1))
+    return flat.view(total, channels)
 
 
 def fragments_from_face_index(
@@ -378,47 +440,41 @@ def fragments_from_face_index(
 
     Returns:
         :class:`Fragments`; ``bary`` and ``depth`` carry gradients to ``vertices_screen``.
+        ``pixel_bary`` is an ``(N, 3)`` view of a channel-major ``(3, N)`` tensor.
     """
     batch, height, width = face_index.shape
-    n_vertices = vertices_screen.shape[1]
+    n_faces = faces.shape[0]
     flat = face_index.reshape(-1)
     pixel_index = torch.nonzero(flat >= 0).squeeze(1)
-    pixel_face = flat[pixel_index]
-    pixel_batch = torch.div(pixel_index, height * width, rounding_mode="floor")
-    within = pixel_index - pixel_batch * (height * width)
-    row = torch.div(within, width, rounding_mode="floor")
-    col = within - row * width
-    dtype = vertices_screen.dtype
-
-    corner_ids = faces[pixel_face] + (pixel_batch * n_vertices)[:, None]  # (N, 3)
-    corners = vertices_screen.reshape(-1, 3)[corner_ids.reshape(-1)].view(-1, 3, 3)
-    cx = (col.to(dtype) + 0.5)[:, None]
-    cy = (row.to(dtype) + 0.5)[:, None]
-    x, y, z = corners[..., 0], corners[..., 1], corners[..., 2]  # (N, 3)
-    xa, ya = x.roll(-1, dims=1), y.roll(-1, dims=1)  # corner k+1
-    xb, yb = x.roll(-2, dims=1), y.roll(-2, dims=1)  # corner k+2
-    weights = (cx - xa) * (yb - ya) - (cy - ya) * (xb - xa)  # (N, 3), edge opposite corner k
-    bary = weights / weights.sum(dim=1, keepdim=True)
+    pixel_face = flat.index_select(0, pixel_index)
+    pixel_batch, cx, cy = _pixel_centres(pixel_index, (height, width), vertices_screen.dtype)
+    rows = pixel_face + pixel_batch * n_faces if batch > 1 else pixel_face
+    plane, depth_values = _barycentric_table(vertices_screen, faces, perspective_correct)
+    plane = plane.index_select(1, rows)  # (6, N)
+    depth_values = depth_values.index_select(1, rows)  # (3, N)
+    px, py = cx - plane[0], cy - plane[1]
+    b1 = px * plane[2] + py * plane[3]
+    b2 = px * plane[4] + py * plane[5]
+    bary = torch.stack([1.0 - b1 - b2, b1, b2])  # (3, N)
     if perspective_correct:
-        over_z = bary / z
-        inv_depth = over_z.sum(dim=1, keepdim=True)
-        bary = over_z / inv_depth
-        depth = 1.0 / inv_depth.squeeze(1)
+        over_z = bary * depth_values  # depth_values hold 1 / z_cam
+        inverse_depth = over_z.sum(dim=0)
+        bary = over_z / inverse_depth
+        depth = 1.0 / inverse_depth
     else:
-        depth = (bary * z).sum(dim=1)
+        depth = (bary * depth_values).sum(dim=0)
 
     total = batch * height * width
-    bary_image = torch.zeros(total, 3, dtype=dtype, device=vertices_screen.device)
-    bary_image = bary_image.index_copy(0, pixel_index, bary).view(batch, height, width, 3)
-    depth_image = torch.zeros(total, dtype=dtype, device=vertices_screen.device)
-    depth_image = depth_image.index_copy(0, pixel_index, depth).view(batch, height, width)
+    bary_image = _scatter_channels(bary, pixel_index, total)
+    depth_image = depth.new_zeros(total).scatter(0, pixel_index, depth)
     return Fragments(
         face_index=face_index,
-        bary=bary_image,
-        depth=depth_image,
+        bary=bary_image.view(batch, height, width, 3),
+        depth=depth_image.view(batch, height, width),
         mask=face_index >= 0,
         pixel_index=pixel_index,
         pixel_face=pixel_face,
-        pixel_bary=bary,
+        pixel_bary=bary.T,
         image_size=(height, width),
+        covered_batch=pixel_batch,
     )

@@ -3,9 +3,11 @@
 ``vertices (model space) -> camera.project -> rasterize -> interpolate UVs and model-space
 normals -> sample albedo texture, SH shading -> image = albedo * shading``.
 
-All shading happens on the compact list of covered pixels; only the final images are dense.
-Images are ``(B, C, H, W)`` (kornia / torchvision convention); the fragments stay
-``(B, H, W, ...)``.
+All shading happens on the compact list of covered pixels, channel-major ``(C, N)`` (see
+:mod:`renderer.interpolate`): corner UVs and normals are gathered per pixel, the texture is
+sampled only there (:func:`renderer.texturing.sample_texture_covered`), and only the final
+images are dense, written with one ``scatter`` each. Images are ``(B, C, H, W)`` (kornia /
+torchvision convention); the fragments stay ``(B, H, W, ...)``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from dataclasses import dataclass, field
 import torch
 
 from renderer.fragments import Fragments
-from renderer.interpolate import interpolate_covered, scatter_to_image
+from renderer.interpolate import blend_corners
 from renderer.rasterize import rasterize
-from renderer.shading import SH_CONSTANT_FACTORS, sh_basis, vertex_normals
-from renderer.texturing import face_corner_uvs, region_mask, sample_texture
+from renderer.shading import SH_CONSTANT_FACTORS, normalize_channels, sh_basis_channels, vertex_normals_channels
+from renderer.texturing import region_mask, sample_texture_covered
 
 __all__ = ["RenderOutput", "render_textured", "render_shape", "shape_light", "rasterize_with_camera"]
 
@@ -78,20 +80,55 @@ def rasterize_with_camera(
     )
 
 
+def _gather_corner_rows(table: torch.Tensor, corner_ids: torch.Tensor) -> torch.Tensor:
+    """``table (C, R)`` channel-major rows, ``corner_ids (3, N)`` -> ``(C, 3, N)``."""
+    return table.index_select(1, corner_ids.reshape(-1)).view(table.shape[0], 3, -1)
+
+
+def _corner_vertex_ids(faces: torch.Tensor, fragments: Fragments, n_vertices: int, batch: int) -> torch.Tensor:
+    """``(3, N)`` rows ``b * V + faces[pixel_face, k]`` of a ``(C, B * V)`` per-vertex table."""
+    ids = faces.T.index_select(1, fragments.pixel_face)
+    return ids + fragments.pixel_batch * n_vertices if batch > 1 else ids
+
+
 def _shade_covered(vertices: torch.Tensor, faces: torch.Tensor, fragments: Fragments, light: torch.Tensor):
-    """Unit model-space normals ``(N, 3)`` and SH shading ``(N, C)`` at the covered pixels."""
-    normals = vertex_normals(vertices, faces)
-    pixel_normals = torch.nn.functional.normalize(interpolate_covered(normals, fragments, faces), dim=-1, eps=1e-12)
-    basis = sh_basis(pixel_normals)  # (N, 9)
+    """Unit model-space normals ``(3, N)`` and SH shading ``(C, N)`` at the covered pixels."""
+    batch, n_vertices, _ = vertices.shape
+    normals = vertex_normals_channels(vertices, faces)  # (3, B * V)
+    corner_ids = _corner_vertex_ids(faces, fragments, n_vertices, batch)
+    blended = blend_corners(_gather_corner_rows(normals, corner_ids), fragments.pixel_bary)
+    pixel_normals = normalize_channels(blended)
+    basis = sh_basis_channels(pixel_normals)  # (9, N)
+    light = light.to(basis.dtype)
     if light.shape[0] == 1:
-        shading = basis @ light[0].to(basis.dtype)
-    else:
-        shading = torch.einsum("nk,nkc->nc", basis, light.to(basis.dtype).index_select(0, fragments.pixel_batch))
+        return pixel_normals, light[0].T @ basis
+    n_basis, channels = light.shape[1:]
+    per_pixel = light.permute(1, 2, 0).reshape(n_basis * channels, -1).index_select(1, fragments.pixel_batch)
+    shading = (per_pixel.view(n_basis, channels, -1) * basis[:, None, :]).sum(dim=0)
     return pixel_normals, shading
 
 
-def _to_chw(values: torch.Tensor, fragments: Fragments, background: float = 0.0) -> torch.Tensor:
-    return scatter_to_image(values, fragments, background).permute(0, 3, 1, 2)
+def _image_positions(fragments: Fragments, channels: int) -> torch.Tensor:
+    """``(C, N)`` flat positions of the covered pixels in a ``(B, C, H, W)`` image."""
+    height, width = fragments.image_size
+    plane = height * width
+    first = fragments.pixel_index + fragments.pixel_batch * ((channels - 1) * plane)  # channel 0
+    return first + torch.arange(0, channels * plane, plane, device=first.device)[:, None]
+
+
+def _to_chw(values: torch.Tensor, fragments: Fragments) -> torch.Tensor:
+    """Channel-major ``values (C, N)`` -> ``(B, C, H, W)`` image, 0 on background."""
+    height, width = fragments.image_size
+    channels = values.shape[0]
+    image = values.new_zeros(fragments.batch_size * channels * height * width)
+    image = image.scatter(0, _image_positions(fragments, channels).reshape(-1), values.reshape(-1))
+    return image.view(fragments.batch_size, channels, height, width)
+
+
+def _covered_uvs(vt: torch.Tensor, ft: torch.Tensor, fragments: Fragments) -> torch.Tensor:
+    """``(2, N)`` interpolated OBJ ``(u, v)`` at the covered pixels (each face's own corners)."""
+    uv_ids = ft.T.index_select(1, fragments.pixel_face)  # (3, N)
+    return blend_corners(_gather_corner_rows(vt.T.contiguous(), uv_ids), fragments.pixel_bary)
 
 
 def _region_masks(vertex_masks, fragments, faces):
@@ -139,22 +176,19 @@ def render_textured(
     """
     faces = faces.to(vertices.device).long()
     fragments = rasterize_with_camera(vertices, camera, faces, cull_backfaces, backend)
-    corner_uv = face_corner_uvs(vt.to(device=vertices.device, dtype=vertices.dtype), ft.to(vertices.device))
-    uv = scatter_to_image(interpolate_covered(corner_uv, fragments, faces), fragments)
-    albedo = sample_texture(albedo_texture.to(vertices.dtype), uv)
-    alpha = fragments.alpha(vertices.dtype)
-    albedo = albedo * alpha
+    uv = _covered_uvs(vt.to(device=vertices.device, dtype=vertices.dtype), ft.to(vertices.device).long(), fragments)
+    albedo = sample_texture_covered(albedo_texture.to(vertices.dtype), uv, fragments.pixel_batch)  # (3, N)
     pixel_normals, shading = _shade_covered(vertices, faces, fragments, light)
-    shading_image = _to_chw(shading, fragments)
-    image = albedo * shading_image
+    alpha = fragments.alpha(vertices.dtype)
+    image = _to_chw(albedo * shading, fragments)
     if background is not None:
         image = image + (1.0 - alpha) * background
     return RenderOutput(
         image=image,
         alpha=alpha,
         fragments=fragments,
-        albedo=albedo,
-        shading=shading_image,
+        albedo=_to_chw(albedo, fragments),
+        shading=_to_chw(shading, fragments),
         normals=_to_chw(pixel_normals, fragments),
         region_masks=_region_masks(vertex_masks, fragments, faces),
     )
@@ -190,19 +224,17 @@ def render_shape(
         light = shape_light(1, vertices.dtype, vertices.device)
     fragments = rasterize_with_camera(vertices, camera, faces, cull_backfaces, backend)
     alpha = fragments.alpha(vertices.dtype)
-    rgb = torch.tensor(color, dtype=vertices.dtype, device=vertices.device).view(1, 3, 1, 1)
-    albedo = alpha * rgb
+    rgb = torch.tensor(color, dtype=vertices.dtype, device=vertices.device)
     pixel_normals, shading = _shade_covered(vertices, faces, fragments, light)
-    shading_image = _to_chw(shading, fragments)
-    image = albedo * shading_image
+    image = _to_chw(rgb[:, None] * shading, fragments)
     if background is not None:
         image = image + (1.0 - alpha) * background
     return RenderOutput(
         image=image,
         alpha=alpha,
         fragments=fragments,
-        albedo=albedo,
-        shading=shading_image,
+        albedo=alpha * rgb.view(1, 3, 1, 1),
+        shading=_to_chw(shading, fragments),
         normals=_to_chw(pixel_normals, fragments),
         region_masks=_region_masks(vertex_masks, fragments, faces),
     )

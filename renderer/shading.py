@@ -27,11 +27,16 @@ import math
 
 import torch
 
+from renderer.rasterize import gather_corners
+
 __all__ = [
     "SH_CONSTANT_FACTORS",
     "face_normals",
     "vertex_normals",
+    "vertex_normals_channels",
+    "normalize_channels",
     "sh_basis",
+    "sh_basis_channels",
     "sh_shading",
     "rotate_sh_light",
     "constant_light",
@@ -50,6 +55,19 @@ SH_CONSTANT_FACTORS = (
 )
 
 
+def normalize_channels(vectors: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``vectors (3, N)`` divided by ``max(|v|, eps)``, like ``F.normalize(dim=0)`` (whose
+    norm over the leading dim is a slow strided reduction on CPU)."""
+    squared = vectors[0] * vectors[0] + vectors[1] * vectors[1] + vectors[2] * vectors[2]
+    return vectors / squared.sqrt().clamp_min(eps)
+
+
+def _face_normal_channels(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """``(3, B * F)`` area-weighted normals ``(v1 - v0) x (v2 - v0)``, channel-major."""
+    corners = gather_corners(vertices, faces.to(vertices.device))  # (3 coordinates, 3 corners, B * F)
+    return torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=0)
+
+
 def face_normals(vertices: torch.Tensor, faces: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """Per-triangle normals ``(v1 - v0) x (v2 - v0)``.
 
@@ -62,14 +80,32 @@ def face_normals(vertices: torch.Tensor, faces: torch.Tensor, normalize: bool = 
     Returns:
         ``(B, F, 3)`` in the space of ``vertices``.
     """
-    faces = faces.to(vertices.device)
-    v0 = vertices[:, faces[:, 0]]
-    v1 = vertices[:, faces[:, 1]]
-    v2 = vertices[:, faces[:, 2]]
-    normals = torch.linalg.cross(v1 - v0, v2 - v0, dim=-1)
+    normals = _face_normal_channels(vertices, faces)
     if normalize:
-        normals = torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
-    return normals
+        normals = normalize_channels(normals)
+    return normals.T.reshape(vertices.shape[0], faces.shape[0], 3)
+
+
+def vertex_normals_channels(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Unit per-vertex normals, channel-major ``(3, B * V)`` (row ``b * V + v``).
+
+    The area-weighted sum of the adjacent triangles' normals, accumulated with one
+    ``index_add`` (whose backward is an ``index_select``), then normalised.
+
+    Args:
+        vertices: ``(B, V, 3)`` in any space (model space for lighting).
+        faces: ``(F, 3)`` int64.
+    """
+    batch, n_vertices, _ = vertices.shape
+    faces = faces.to(vertices.device)
+    weighted = _face_normal_channels(vertices, faces)  # (3, B * F)
+    corner_index = faces.T  # (3, F): every corner receives its face's normal
+    if batch > 1:
+        offsets = torch.arange(0, batch * n_vertices, n_vertices, device=faces.device)
+        corner_index = (corner_index[:, None, :] + offsets[:, None]).reshape(3, -1)
+    contributions = weighted[:, None, :].expand(3, 3, weighted.shape[1]).reshape(3, -1)
+    accumulated = weighted.new_zeros(3, batch * n_vertices).index_add(1, corner_index.reshape(-1), contributions)
+    return normalize_channels(accumulated)
 
 
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -83,13 +119,24 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
         ``(B, V, 3)`` unit normals in the space of ``vertices`` (zero for isolated vertices).
     """
     batch, n_vertices, _ = vertices.shape
-    faces = faces.to(vertices.device)
-    weighted = face_normals(vertices, faces, normalize=False)  # (B, F, 3)
-    index = faces.reshape(1, -1) + (torch.arange(batch, device=vertices.device) * n_vertices)[:, None]
-    contributions = weighted.repeat_interleave(3, dim=1)  # (B, 3F, 3), corner order
-    accumulated = torch.zeros(batch * n_vertices, 3, dtype=vertices.dtype, device=vertices.device)
-    accumulated = accumulated.index_add(0, index.reshape(-1), contributions.reshape(-1, 3)).view(batch, n_vertices, 3)
-    return torch.nn.functional.normalize(accumulated, dim=-1, eps=1e-12)
+    return vertex_normals_channels(vertices, faces).T.reshape(batch, n_vertices, 3)
+
+
+def sh_basis_channels(normals: torch.Tensor) -> torch.Tensor:
+    """DECA's nine SH basis values times their constant factors, channel-major.
+
+    Args:
+        normals: ``(3, N)`` unit normals (model space).
+
+    Returns:
+        ``(9, N)``.
+    """
+    x, y, z = normals
+    f = SH_CONSTANT_FACTORS
+    return torch.stack([
+        torch.full_like(x, f[0]), x * f[1], y * f[2], z * f[3], (x * y) * f[4], (x * z) * f[5], (y * z) * f[6],
+        (x * x - y * y) * f[7], (3 * z * z - 1) * f[8],
+    ])
 
 
 def sh_basis(normals: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from renderer.fragments import Fragments
 from renderer.interpolate import interpolate_covered, scatter_to_image
 
-__all__ = ["uv_to_grid", "sample_texture", "face_corner_uvs", "region_mask"]
+__all__ = ["uv_to_grid", "sample_texture", "sample_texture_covered", "face_corner_uvs", "region_mask"]
 
 
 def uv_to_grid(uv: torch.Tensor) -> torch.Tensor:
@@ -44,6 +44,46 @@ def sample_texture(texture: torch.Tensor, uv: torch.Tensor, mode: str = "bilinea
         texture = texture.expand(uv.shape[0], -1, -1, -1)
     grid = uv_to_grid(uv).to(texture.dtype)
     return F.grid_sample(texture, grid, mode=mode, padding_mode="border", align_corners=False)
+
+
+def sample_texture_covered(
+    texture: torch.Tensor, uv: torch.Tensor, pixel_batch: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Bilinear texture lookup at a list of points, channel-major: the compact counterpart of
+    :func:`sample_texture` (same values and gradients as its ``"bilinear"`` mode, i.e.
+    ``grid_sample(align_corners=False, padding_mode="border")``).
+
+    The four neighbouring texels of every point are fetched with one ``index_select`` on the
+    flattened texture, so forward and backward (an ``index_add`` into the texture) touch only
+    the sampled texels; no dense ``(B, C, H, W)`` grid or image is formed.
+
+    Args:
+        texture: ``(Bt, C, Ht, Wt)`` texture image, row 0 at the top (``v = 1``).
+        uv: ``(2, N)`` OBJ ``(u, v)`` per point (channel-major).
+        pixel_batch: ``(N,)`` int64 texture of each point when ``Bt > 1``; ignored for ``Bt == 1``.
+
+    Returns:
+        ``(C, N)`` sampled values, differentiable w.r.t. ``texture`` and ``uv``.
+    """
+    n_textures, channels, height, width = texture.shape
+    uv = uv.to(texture.dtype)
+    # Texel-centre coordinates (x right, y down), clamped to the border texels' centres.
+    x = (uv[0] * width - 0.5).clamp(0, width - 1)
+    y = ((1.0 - uv[1]) * height - 0.5).clamp(0, height - 1)
+    x0, y0 = x.detach().floor(), y.detach().floor()
+    wx, wy = x - x0, y - y0  # NaN coordinates give NaN values (and read texel 0)
+    column = x0.nan_to_num(0.0).long()
+    row = y0.nan_to_num(0.0).long()
+    next_column = (column + 1).clamp(max=width - 1) - column  # 0 on the last column (weight 0 there)
+    next_row = ((row + 1).clamp(max=height - 1) - row) * width
+    top_left = row * width + column
+    if n_textures > 1:
+        top_left = top_left + pixel_batch * (channels * height * width)
+    corners = torch.stack([top_left, top_left + next_column, top_left + next_row, top_left + next_row + next_column])
+    index = corners + (torch.arange(channels, device=uv.device) * (height * width))[:, None, None]  # (C, 4, N)
+    texels = texture.reshape(-1).index_select(0, index.reshape(-1)).view(channels, 4, -1)
+    weights = torch.stack([(1 - wx) * (1 - wy), wx * (1 - wy), (1 - wx) * wy, wx * wy])  # (4, N)
+    return (texels * weights).sum(dim=1)
 
 
 def face_corner_uvs(vt: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
