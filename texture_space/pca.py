@@ -187,9 +187,10 @@ def _gram_times(source: TexelSource, mean: np.ndarray, matrix: np.ndarray, chunk
     """One streaming pass: ``Xc (Xcᵀ matrix)`` for an ``(N, L)`` ``matrix``, float64 result."""
     result = np.zeros(matrix.shape, dtype=np.float64)
     cast = matrix.astype(dtype)
+    through_gram = 2 * matrix.shape[1] >= matrix.shape[0]  # N² c beats 2 N L c multiply-adds
     for start, stop, block in iter_blocks(source, chunk_mb, dtype):
         block -= mean[start:stop].astype(dtype)
-        result += block @ (block.T @ cast)
+        result += (block @ block.T) @ cast if through_gram else block @ (block.T @ cast)
     return result
 
 
