@@ -136,5 +136,5 @@ def scatter_to_image(values: torch.Tensor, fragments: Fragments, background: flo
     channels = values.shape[1]
     index = fragments.pixel_index * channels + torch.arange(channels, device=values.device)[:, None]  # (C, N)
     image = values.new_full((total * channels,), background)
-    image = image.scatter(0, index.reshape(-1), values.T.reshape(-1))
+    image.scatter_(0, index.reshape(-1), values.T.reshape(-1))
     return image.view(fragments.batch_size, height, width, channels)

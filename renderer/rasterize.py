@@ -418,7 +418,8 @@ def _scatter_channels(values: torch.Tensor, pixel_index: torch.Tensor, total: in
     """Channel-major ``values (C, N)`` at flat pixels -> channel-last ``(total, C)``, 0 elsewhere."""
     channels = values.shape[0]
     index = pixel_index * channels + torch.arange(channels, device=pixel_index.device)[:, None]
-    flat = values.new_zeros(total * channels).scatter(0, index.reshape(-1), values.reshape(-1))
+    flat = values.new_zeros(total * channels)
+    flat.scatter_(0, index.reshape(-1), values.reshape(-1))
     return flat.view(total, channels)
 
 
@@ -466,7 +467,8 @@ def fragments_from_face_index(
 
     total = batch * height * width
     bary_image = _scatter_channels(bary, pixel_index, total)
-    depth_image = depth.new_zeros(total).scatter(0, pixel_index, depth)
+    depth_image = depth.new_zeros(total)
+    depth_image.scatter_(0, pixel_index, depth)
     return Fragments(
         face_index=face_index,
         bary=bary_image.view(batch, height, width, 3),

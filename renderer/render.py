@@ -99,13 +99,21 @@ def _shade_covered(vertices: torch.Tensor, faces: torch.Tensor, fragments: Fragm
     blended = blend_corners(_gather_corner_rows(normals, corner_ids), fragments.pixel_bary)
     pixel_normals = normalize_channels(blended)
     basis = sh_basis_channels(pixel_normals)  # (9, N)
-    light = light.to(basis.dtype)
+    return pixel_normals, _apply_light(basis, light.to(basis.dtype), fragments)
+
+
+def _apply_light(basis: torch.Tensor, light: torch.Tensor, fragments: Fragments) -> torch.Tensor:
+    """Shading ``(C, N)`` from the SH basis ``(9, N)`` and ``light (B or 1, 9, C)``.
+
+    The covered pixels are sorted by batch element, so each image's pixels are one contiguous
+    block: one ``(C, 9) @ (9, N_b)`` product per image (``split``/``cat``, so forward and
+    backward stay O(N)), instead of gathering a ``(9, C)`` light matrix for every pixel.
+    """
     if light.shape[0] == 1:
-        return pixel_normals, light[0].T @ basis
-    n_basis, channels = light.shape[1:]
-    per_pixel = light.permute(1, 2, 0).reshape(n_basis * channels, -1).index_select(1, fragments.pixel_batch)
-    shading = (per_pixel.view(n_basis, channels, -1) * basis[:, None, :]).sum(dim=0)
-    return pixel_normals, shading
+        return light[0].T @ basis
+    per_image = torch.bincount(fragments.pixel_batch, minlength=fragments.batch_size).tolist()
+    blocks = basis.split(per_image, dim=1)
+    return torch.cat([image_light.T @ block for image_light, block in zip(light, blocks)], dim=1)
 
 
 def _image_positions(fragments: Fragments, channels: int) -> torch.Tensor:
@@ -121,7 +129,7 @@ def _to_chw(values: torch.Tensor, fragments: Fragments) -> torch.Tensor:
     height, width = fragments.image_size
     channels = values.shape[0]
     image = values.new_zeros(fragments.batch_size * channels * height * width)
-    image = image.scatter(0, _image_positions(fragments, channels).reshape(-1), values.reshape(-1))
+    image.scatter_(0, _image_positions(fragments, channels).reshape(-1), values.reshape(-1))
     return image.view(fragments.batch_size, channels, height, width)
 
 

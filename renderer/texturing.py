@@ -72,15 +72,18 @@ def sample_texture_covered(
     y = ((1.0 - uv[1]) * height - 0.5).clamp(0, height - 1)
     x0, y0 = x.detach().floor(), y.detach().floor()
     wx, wy = x - x0, y - y0  # NaN coordinates give NaN values (and read texel 0)
-    column = x0.nan_to_num(0.0).long()
-    row = y0.nan_to_num(0.0).long()
+    # int32 texel indices where they fit (half the memory traffic of int64 for large batches).
+    index_dtype = torch.int32 if texture.numel() < 2**31 else torch.int64
+    column = x0.nan_to_num(0.0).to(index_dtype)
+    row = y0.nan_to_num(0.0).to(index_dtype)
     next_column = (column + 1).clamp(max=width - 1) - column  # 0 on the last column (weight 0 there)
     next_row = ((row + 1).clamp(max=height - 1) - row) * width
     top_left = row * width + column
     if n_textures > 1:
-        top_left = top_left + pixel_batch * (channels * height * width)
+        top_left = top_left + pixel_batch.to(index_dtype) * (channels * height * width)
     corners = torch.stack([top_left, top_left + next_column, top_left + next_row, top_left + next_row + next_column])
-    index = corners + (torch.arange(channels, device=uv.device) * (height * width))[:, None, None]  # (C, 4, N)
+    channel_start = torch.arange(0, channels * height * width, height * width, device=uv.device, dtype=index_dtype)
+    index = corners + channel_start[:, None, None]  # (C, 4, N)
     texels = texture.reshape(-1).index_select(0, index.reshape(-1)).view(channels, 4, -1)
     weights = torch.stack([(1 - wx) * (1 - wy), wx * (1 - wy), (1 - wx) * wy, wx * wy])  # (4, N)
     return (texels * weights).sum(dim=1)
