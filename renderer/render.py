@@ -35,18 +35,30 @@ class RenderOutput:
         alpha: ``(B, 1, H, W)`` coverage, 1 on covered pixels, 0 elsewhere (float).
         fragments: the rasteriser's :class:`renderer.fragments.Fragments`.
         albedo: ``(B, 3, H, W)`` unlit colour (0 on background).
-        shading: ``(B, 3, H, W)`` SH shading (0 on background).
-        normals: ``(B, 3, H, W)`` unit model-space normals (0 on background).
+        shading: ``(B, 3, H, W)`` SH shading (0 on background); built from the compact
+            per-pixel values when first read (most callers never read it).
+        normals: ``(B, 3, H, W)`` unit model-space normals (0 on background); built like
+            ``shading``.
         region_masks: name -> ``(B, 1, H, W)`` bool per-pixel region masks.
+        shading_covered: ``(C, N)`` shading at ``fragments.pixel_index`` (channel-major).
+        normals_covered: ``(3, N)`` unit normals there.
     """
 
     image: torch.Tensor
     alpha: torch.Tensor
     fragments: Fragments
     albedo: torch.Tensor
-    shading: torch.Tensor
-    normals: torch.Tensor
+    shading_covered: torch.Tensor
+    normals_covered: torch.Tensor
     region_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def shading(self) -> torch.Tensor:
+        return _to_chw(self.shading_covered, self.fragments)
+
+    @property
+    def normals(self) -> torch.Tensor:
+        return _to_chw(self.normals_covered, self.fragments)
 
 
 def shape_light(batch: int = 1, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -196,8 +208,8 @@ def render_textured(
         alpha=alpha,
         fragments=fragments,
         albedo=_to_chw(albedo, fragments),
-        shading=_to_chw(shading, fragments),
-        normals=_to_chw(pixel_normals, fragments),
+        shading_covered=shading,
+        normals_covered=pixel_normals,
         region_masks=_region_masks(vertex_masks, fragments, faces),
     )
 
@@ -242,7 +254,7 @@ def render_shape(
         alpha=alpha,
         fragments=fragments,
         albedo=alpha * rgb.view(1, 3, 1, 1),
-        shading=_to_chw(shading, fragments),
-        normals=_to_chw(pixel_normals, fragments),
+        shading_covered=shading,
+        normals_covered=pixel_normals,
         region_masks=_region_masks(vertex_masks, fragments, faces),
     )

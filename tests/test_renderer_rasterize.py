@@ -177,3 +177,35 @@ def test_interpolate_vertex_and_corner_attributes_agree():
     torch.testing.assert_close(shared[0], per_vertex[0])
     assert per_vertex.shape == (2, 40, 48, 4)
     assert (per_vertex[~fr.mask] == 0).all()
+
+
+@pytest.mark.parametrize("cull", [False, True])
+def test_many_small_triangles_match_brute_force(cull):
+    # A closed sphere of ~1.9k triangles at a few pixels each, as in a fit, seen from two sides.
+    from renderer.primitives import uv_sphere
+
+    v, f, _, _ = uv_sphere(24, 40, dtype=torch.float64)
+    turn = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]], dtype=torch.float64)
+    model = torch.stack([v, v @ turn.T])
+    screen = torch.stack([model[..., 0] * 27 + 32.3, -model[..., 1] * 27 + 31.7, -model[..., 2] + 2.0], dim=-1)
+    fr = check_against_reference(screen, f, 64, 64, cull=cull)
+    assert fr.mask.float().mean() > 0.4
+
+
+def test_non_finite_corners_produce_nothing():
+    v = torch.tensor([[[1.0, 1.0, 1.0], [1.0, 14.0, 1.0], [14.0, 1.0, 1.0],
+                       [2.0, 2.0, float("nan")], [2.0, 15.0, 0.5], [15.0, 2.0, 0.5],
+                       [float("inf"), 2.0, 0.5], [2.0, 15.0, 0.5], [15.0, 2.0, 0.5]]])
+    fr = rasterize(v, torch.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]]), (16, 16))
+    assert fr.mask.sum() > 50 and (fr.face_index[fr.mask] == 0).all()
+
+
+def test_batch_elements_are_independent():
+    v, faces = random_mesh(13, batch=3)
+    together = rasterize(v, faces, (40, 48))
+    for b in range(3):
+        alone = rasterize(v[b:b + 1], faces, (40, 48))
+        assert torch.equal(together.face_index[b], alone.face_index[0])
+        torch.testing.assert_close(together.bary[b], alone.bary[0])
+        torch.testing.assert_close(together.depth[b], alone.depth[0])
+    assert torch.equal(together.pixel_batch, torch.div(together.pixel_index, 40 * 48, rounding_mode="floor"))

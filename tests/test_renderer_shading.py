@@ -138,3 +138,56 @@ def test_render_is_differentiable_in_everything():
     out.image.sum().backward()
     for t in (v, cam.params, texture, light):
         assert t.grad is not None and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
+
+
+def test_compact_texture_lookup_matches_grid_sample():
+    from renderer.texturing import sample_texture_covered
+
+    g = torch.Generator().manual_seed(2)
+    texture = torch.rand(2, 3, 5, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    uv = torch.rand(2, 1, 40, 2, generator=g, dtype=torch.float64) * 1.2 - 0.1  # some outside [0, 1]
+    uv.requires_grad_(True)
+    weights = torch.rand(2, 3, 1, 40, generator=g, dtype=torch.float64)
+    dense = sample_texture(texture, uv)  # (2, 3, 1, 40) via grid_sample
+    compact = sample_texture_covered(texture, uv.reshape(-1, 2).T, torch.arange(2).repeat_interleave(40))  # (3, 80)
+    torch.testing.assert_close(compact, dense[:, :, 0].permute(1, 0, 2).reshape(3, -1))
+    dense_grads = torch.autograd.grad((dense * weights).sum(), (texture, uv))
+    compact_grads = torch.autograd.grad((compact * weights[:, :, 0].permute(1, 0, 2).reshape(3, -1)).sum(), (texture, uv))
+    for a, b in zip(dense_grads, compact_grads):
+        torch.testing.assert_close(a, b)
+    shared = sample_texture_covered(texture[:1], uv.reshape(-1, 2).T)  # batch-1 texture for every point
+    torch.testing.assert_close(shared[:, :40], compact[:, :40])
+
+
+def _dense_reference_render(v, cam, f, vt, ft, texture, light):
+    """The straightforward formulation on full images: interpolate, grid_sample, SH on images."""
+    fr = rasterize(cam.project(v), f, cam.image_size)
+    alpha = fr.mask[:, None].to(v.dtype)
+    uv = interpolate(face_corner_uvs(vt, ft), fr, f)
+    albedo = sample_texture(texture, uv) * alpha
+    normals = torch.nn.functional.normalize(interpolate(vertex_normals(v, f), fr, f), dim=-1, eps=1e-12)
+    shading = sh_shading(normals, light).permute(0, 3, 1, 2) * alpha
+    return albedo * shading, albedo, shading, normals.permute(0, 3, 1, 2) * alpha
+
+
+@pytest.mark.parametrize("shared_texture", [False, True])
+def test_compact_render_matches_dense_reference(shared_texture):
+    v, f, vt, ft, cam = sphere_scene(size=40)
+    g = torch.Generator().manual_seed(4)
+    v = (v * torch.tensor([1.0, 0.8, 0.9], dtype=torch.float64)).repeat(2, 1, 1)
+    v = (v + 0.02 * torch.randn(v.shape, generator=g, dtype=torch.float64)).requires_grad_(True)
+    cam = OrthographicCamera(torch.tensor([[0.8, 0.0, 0.0], [0.7, 0.05, -0.02]], dtype=torch.float64), (40, 40))
+    texture = torch.rand(1 if shared_texture else 2, 3, 16, 16, generator=g, dtype=torch.float64, requires_grad=True)
+    light = torch.randn(2, 9, 3, generator=g, dtype=torch.float64).requires_grad_(True)
+    target = torch.rand(2, 3, 40, 40, generator=g, dtype=torch.float64)
+
+    out = render_textured(v, cam, f, vt, ft, texture, light)
+    expected = _dense_reference_render(v, cam, f, vt, ft, texture, light)
+    for got, want in zip((out.image, out.albedo, out.shading, out.normals), expected):
+        torch.testing.assert_close(got, want)
+    grads = torch.autograd.grad((out.image - target).abs().sum(), (v, texture, light))
+    ref_grads = torch.autograd.grad((expected[0] - target).abs().sum(), (v, texture, light))
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b)
+    alone = render_textured(v[1:], OrthographicCamera(cam.params[1:], (40, 40)), f, vt, ft, texture[-1:], light[1:])
+    torch.testing.assert_close(out.image[1:], alone.image)
