@@ -88,12 +88,31 @@ def synthetic_batch(scene: HeadScene, batch: int, resolution: int = 224, seed: i
     return SyntheticBatch(truth, images, rendered.landmarks_px, rendered.vertices, occluded)
 
 
-def face_vertex_error_mm(scene: HeadScene, params: FitParameters, vertices: torch.Tensor) -> torch.Tensor:
+def similarity_align(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Align ``source (B, N, 3)`` to ``target (B, N, 3)`` by the least-squares rotation, uniform
+    scale and translation (Umeyama); returns the aligned source."""
+    mu_s, mu_t = source.mean(dim=1, keepdim=True), target.mean(dim=1, keepdim=True)
+    s, t = source - mu_s, target - mu_t
+    u, sigma, vh = torch.linalg.svd(t.transpose(1, 2) @ s)
+    sign = torch.ones_like(sigma)
+    sign[:, -1] = torch.sign(torch.linalg.det(u @ vh))
+    rotation = u @ torch.diag_embed(sign) @ vh
+    scale = (sigma * sign).sum(dim=1) / s.pow(2).sum(dim=(1, 2))
+    return scale[:, None, None] * s @ rotation.transpose(1, 2) + mu_t
+
+
+def face_vertex_error_mm(scene: HeadScene, params: FitParameters, vertices: torch.Tensor,
+                         align: bool = False) -> torch.Tensor:
     """``(B,)`` mean distance (mm) between the fitted and true face-region vertices, model space.
 
-    Compared after posing both with their own parameters: the error includes pose errors, as a
-    user of the mesh would see it."""
+    Both meshes are posed with their own parameters, so the error includes pose errors as a
+    user of the mesh sees them. With ``align=True`` the fitted face is first aligned to the true
+    one by a similarity (rotation, scale, translation), as face-reconstruction benchmarks do:
+    a single orthographic view cannot tell a larger head further away from a smaller one."""
     with torch.no_grad():
         fitted = scene.flame(shape=params.shape, expression=params.expression, pose=params.pose).vertices
-    face = scene.face_region
-    return (fitted - vertices)[:, face].norm(dim=-1).mean(dim=1) * 1000.0
+        face = scene.face_region
+        fitted, truth = fitted[:, face], vertices[:, face]
+        if align:
+            fitted = similarity_align(fitted.double(), truth.double()).to(truth.dtype)
+        return (fitted - truth).norm(dim=-1).mean(dim=1) * 1000.0
