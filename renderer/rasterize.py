@@ -219,15 +219,16 @@ def _triangle_setup(
     big = float(max(height, width) + 2)
     first = torch.ceil(xy.amin(1).clamp(-big, big) - 0.5).clamp(min=0)  # (2, T)
     last = torch.floor(xy.amax(1).clamp(-big, big) - 0.5)
-    last = torch.minimum(last, torch.tensor([[width - 1.0], [height - 1.0]], dtype=last.dtype, device=last.device))
+    last[0].clamp_(max=width - 1)
+    last[1].clamp_(max=height - 1)
     span = last - first  # box size - 1, negative when empty
     nonempty = valid & (span[0] >= 0) & (span[1] >= 0)
     tiles = torch.where(nonempty, torch.floor(span / _TILE) + 1, 0.0).long()  # (2, T)
 
     # Edge k (opposite corner k) runs from corner a = k+1 to b = k+2; at point p its value is
     # (p.x - a.x)(b.y - a.y) - (p.y - a.y)(b.x - a.x), and w_k / area is corner k's barycentric.
-    start = xy[:, [1, 2, 0]]  # (2, 3, T) corner a of each edge
-    direction = xy[:, [2, 0, 1]] - start  # b - a
+    start = xy.roll(-1, dims=1)  # (2, 3, T) corner a = k + 1 of each edge k
+    direction = xy.roll(-2, dims=1) - start  # b - a
     sign = torch.where(area < 0, -1.0, 1.0)
     slope = torch.stack([direction[1], -direction[0]]) * sign  # (2, 3, T): d w_k / dx, d w_k / dy
     offset = (first + 0.5)[:, None] - start  # box's first pixel centre relative to corner a
@@ -453,9 +454,10 @@ def fragments_from_face_index(
     plane, depth_values = _barycentric_table(vertices_screen, faces, perspective_correct)
     plane = plane.index_select(1, rows)  # (6, N)
     depth_values = depth_values.index_select(1, rows)  # (3, N)
-    px, py = cx - plane[0], cy - plane[1]
-    b1 = px * plane[2] + py * plane[3]
-    b2 = px * plane[4] + py * plane[5]
+    x0, y0, b1_dx, b1_dy, b2_dx, b2_dy = plane.unbind(0)  # unbind: one backward node, not six
+    px, py = cx - x0, cy - y0
+    b1 = px * b1_dx + py * b1_dy
+    b2 = px * b2_dx + py * b2_dy
     bary = torch.stack([1.0 - b1 - b2, b1, b2])  # (3, N)
     if perspective_correct:
         over_z = bary * depth_values  # depth_values hold 1 / z_cam

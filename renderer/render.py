@@ -110,12 +110,14 @@ def _shade_covered(vertices: torch.Tensor, faces: torch.Tensor, fragments: Fragm
     corner_ids = _corner_vertex_ids(faces, fragments, n_vertices, batch)
     blended = blend_corners(_gather_corner_rows(normals, corner_ids), fragments.pixel_bary)
     pixel_normals = normalize_channels(blended)
-    basis = sh_basis_channels(pixel_normals)  # (9, N)
-    return pixel_normals, _apply_light(basis, light.to(basis.dtype), fragments)
+    basis = sh_basis_channels(pixel_normals, with_factors=False)  # (9, N)
+    factors = torch.tensor(SH_CONSTANT_FACTORS, dtype=basis.dtype, device=basis.device)
+    return pixel_normals, _apply_light(basis, light.to(basis.dtype) * factors[:, None], fragments)
 
 
 def _apply_light(basis: torch.Tensor, light: torch.Tensor, fragments: Fragments) -> torch.Tensor:
-    """Shading ``(C, N)`` from the SH basis ``(9, N)`` and ``light (B or 1, 9, C)``.
+    """Shading ``(C, N)`` from the SH basis ``(9, N)`` and ``light (B or 1, 9, C)`` (constant
+    factors already applied to one of them).
 
     The covered pixels are sorted by batch element, so each image's pixels are one contiguous
     block: one ``(C, 9) @ (9, N_b)`` product per image (``split``/``cat``, so forward and

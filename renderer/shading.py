@@ -58,14 +58,15 @@ SH_CONSTANT_FACTORS = (
 def normalize_channels(vectors: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """``vectors (3, N)`` divided by ``max(|v|, eps)``, like ``F.normalize(dim=0)`` (whose
     norm over the leading dim is a slow strided reduction on CPU)."""
-    squared = vectors[0] * vectors[0] + vectors[1] * vectors[1] + vectors[2] * vectors[2]
-    return vectors / squared.sqrt().clamp_min(eps)
+    return vectors / (vectors * vectors).sum(dim=0).sqrt().clamp_min(eps)
 
 
 def _face_normal_channels(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """``(3, B * F)`` area-weighted normals ``(v1 - v0) x (v2 - v0)``, channel-major."""
     corners = gather_corners(vertices, faces.to(vertices.device))  # (3 coordinates, 3 corners, B * F)
-    return torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0], dim=0)
+    edges = corners[:, 1:] - corners[:, :1]  # (3, 2, B * F): v1 - v0, v2 - v0
+    first, second = edges.unbind(1)
+    return torch.linalg.cross(first, second, dim=0)
 
 
 def face_normals(vertices: torch.Tensor, faces: torch.Tensor, normalize: bool = True) -> torch.Tensor:
@@ -122,21 +123,25 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return vertex_normals_channels(vertices, faces).T.reshape(batch, n_vertices, 3)
 
 
-def sh_basis_channels(normals: torch.Tensor) -> torch.Tensor:
-    """DECA's nine SH basis values times their constant factors, channel-major.
+def sh_basis_channels(normals: torch.Tensor, with_factors: bool = True) -> torch.Tensor:
+    """DECA's nine SH basis values, channel-major.
 
     Args:
         normals: ``(3, N)`` unit normals (model space).
+        with_factors: multiply by :data:`SH_CONSTANT_FACTORS` (False leaves that to the caller,
+            who can fold the factors into the light: nine multiplications instead of ``9 N``).
 
     Returns:
         ``(9, N)``.
     """
-    x, y, z = normals
-    f = SH_CONSTANT_FACTORS
-    return torch.stack([
-        torch.full_like(x, f[0]), x * f[1], y * f[2], z * f[3], (x * y) * f[4], (x * z) * f[5], (y * z) * f[6],
-        (x * x - y * y) * f[7], (3 * z * z - 1) * f[8],
+    x, y, z = normals.unbind(0)
+    squares = normals * normals
+    basis = torch.stack([
+        torch.ones_like(x), x, y, z, x * y, x * z, y * z, squares[0] - squares[1], 3 * squares[2] - 1,
     ])
+    if with_factors:
+        basis = basis * torch.tensor(SH_CONSTANT_FACTORS, dtype=normals.dtype, device=normals.device)[:, None]
+    return basis
 
 
 def sh_basis(normals: torch.Tensor) -> torch.Tensor:

@@ -66,10 +66,10 @@ def sample_texture_covered(
         ``(C, N)`` sampled values, differentiable w.r.t. ``texture`` and ``uv``.
     """
     n_textures, channels, height, width = texture.shape
-    uv = uv.to(texture.dtype)
+    u, v = uv.to(texture.dtype).unbind(0)
     # Texel-centre coordinates (x right, y down), clamped to the border texels' centres.
-    x = (uv[0] * width - 0.5).clamp(0, width - 1)
-    y = ((1.0 - uv[1]) * height - 0.5).clamp(0, height - 1)
+    x = (u * width - 0.5).clamp(0, width - 1)
+    y = ((1.0 - v) * height - 0.5).clamp(0, height - 1)
     x0, y0 = x.detach().floor(), y.detach().floor()
     wx, wy = x - x0, y - y0  # NaN coordinates give NaN values (and read texel 0)
     # int32 texel indices where they fit (half the memory traffic of int64 for large batches).
