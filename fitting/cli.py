@@ -35,8 +35,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         files = select_model(args.flame_dir, demo=args.demo_head)
         print(f"model in use: {files.describe()}\n")
         path = files.folder
-    print(describe_path(path))
-    return 0
+    text, failed = describe_path(path)
+    print(text)
+    return 1 if failed else 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:

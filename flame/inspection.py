@@ -133,28 +133,31 @@ DESCRIBERS = {
 }
 
 
-def describe_file(path: str | Path) -> str:
-    """A readable description of one model file; the loader's error if it does not load."""
+def describe_file(path: str | Path) -> tuple[str, bool]:
+    """A readable description of one model file and whether it loaded; on failure the text
+    carries the loader's error instead."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError(path, "no such file or folder")
     try:
-        kind = _kind_of(path)
-        lines = DESCRIBERS[kind](path)
+        lines = DESCRIBERS[_kind_of(path)](path)
     except (ModelFileError, OSError, ValueError) as error:
-        return f"{path}\n  could not be read: {error}"
-    return "\n".join([str(path), *lines])
+        return f"{path}\n  could not be read: {error}", False
+    return "\n".join([str(path), *lines]), True
 
 
-def describe_path(path: str | Path) -> str:
-    """Describe a file, or every known model file in a folder."""
+def describe_path(path: str | Path) -> tuple[str, int]:
+    """Describe a file, or every known model file in a folder; returns the text and the number
+    of files that failed to load."""
     from flame.selection import LANDMARK_NAMES, MASKS_NAME, MODEL_NAMES, TEMPLATE_NAME, TEXTURE_NAMES
 
     path = Path(path)
-    if not path.is_dir():
-        return describe_file(path)
-    names = (*MODEL_NAMES, *LANDMARK_NAMES, TEMPLATE_NAME, *TEXTURE_NAMES, MASKS_NAME)
-    found = [path / name for name in names if (path / name).is_file()]
-    if not found:
-        raise ModelFileError(path, f"holds none of the model files ({', '.join(names)})")
-    return "\n\n".join(describe_file(file) for file in found)
+    if path.is_dir():
+        names = (*MODEL_NAMES, *LANDMARK_NAMES, TEMPLATE_NAME, *TEXTURE_NAMES, MASKS_NAME)
+        files = [path / name for name in names if (path / name).is_file()]
+        if not files:
+            raise ModelFileError(path, f"holds none of the model files ({', '.join(names)})")
+    else:
+        files = [path]
+    described = [describe_file(file) for file in files]
+    return "\n\n".join(text for text, _ in described), sum(not ok for _, ok in described)
