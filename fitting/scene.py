@@ -70,6 +70,7 @@ class HeadScene(nn.Module):
         fov_degrees: float = 12.0,
         backend: str = "torch",
         description: str = "",
+        cull_backfaces: bool = True,
     ):
         super().__init__()
         if camera not in CAMERAS:
@@ -88,6 +89,9 @@ class HeadScene(nn.Module):
         self.fov_degrees = fov_degrees
         self.backend = backend
         self.description = description
+        # The head is a closed surface seen from outside: back faces are never visible, and
+        # skipping them saves ~10 % of the render time.
+        self.cull_backfaces = cull_backfaces
 
     @classmethod
     def from_model_files(
@@ -210,6 +214,7 @@ class HeadScene(nn.Module):
         rendered = render_textured(
             out.vertices, camera, self.flame.faces, self.vt, self.ft, texture, params.light,
             vertex_masks={"face": self.face_region}, backend=self.backend,
+            cull_backfaces=self.cull_backfaces,
         )
         face_mask = rendered.alpha * rendered.region_masks["face"].to(rendered.alpha.dtype)
         return SceneRender(
