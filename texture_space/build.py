@@ -1,0 +1,565 @@
+"""``flamefit build-texture-space``: learn an albedo space from many photos, in rounds.
+
+Each round ``r``:
+
+1. **fit + unwrap** every photo, in batches: :func:`fitting.prepare.prepare_image` (detection,
+   or the user's ``<stem>.npy`` landmarks; the landmarks found are cached for later rounds),
+   :func:`fitting.optimizer.fit_batch` with the current albedo space plus a per-texel albedo
+   offset, then :func:`texture_space.unwrap.unwrap_photos` on a crop of the same square at the
+   unwrap resolution. A photo is *skipped* (with its reason) when it cannot be prepared (not an
+   image, no face ...), its fit fails, or too little of the face region's skin is seen
+   (``min_skin``). Each photo's result is written when its batch is done, so a rerun after a
+   crash redoes only unfinished photos.
+2. **complete** the training maps' unseen texels (:func:`texture_space.completion.complete_textures`,
+   default ``"combined"``: mirror texels, then low-rank imputation, then inpainting; see the
+   tests for the measured comparison with the other methods);
+3. **PCA** of the completed maps, streamed from a memory-mapped stack under ``DIR``
+   (:func:`texture_space.pca.texture_pca`), saved in the ``FLAME_texture.npz`` layout;
+4. **evaluate**: compactness (variance explained by the first k components), generalisation
+   (the held-out photos' visible texels reconstructed with the space, against the mean alone),
+   and the mean fitting error of the round's fits.
+
+Round 0 fits with a constant skin albedo (``bootstrap="constant"``), the model folder's albedo
+space (``bootstrap="model"``) or ``init_space``; round ``r > 0`` with round ``r - 1``'s space,
+starting from round ``r - 1``'s fitted pose, shape, light and camera. The held-out photos
+(``holdout`` of the usable ones, at least 2, chosen by a hash of their names) are the same in
+every round and never enter a space. See :mod:`texture_space.state` for the folder layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from fitting.errors import InputError
+from fitting.results_io import write_json
+from texture_space.state import (
+    BuildFolder,
+    check_settings,
+    load_unwrap,
+    read_json,
+    save_unwrap,
+    write_record,
+)
+
+log = logging.getLogger(__name__)
+
+PhotoCallback = Callable[[int, str, dict], None]
+"""``on_photo(round, name, record)``, called after each photo's record is written."""
+
+
+@dataclass
+class BuildOptions:
+    """Options of :func:`build_texture_space` (the CLI's flags).
+
+    Attributes:
+        components: ``K``, components of the space (capped at the training photos - 1).
+        rounds: fit-unwrap-PCA rounds.
+        resolution: side of the UV maps and of the saved space (256 or 512; any size works).
+        batch_size: photos fitted and unwrapped together.
+        device: torch device of fitting and unwrapping.
+        iters: ``(rigid, full)`` optimiser steps per fit.
+        fit_resolution: crop side the fit runs at.
+        unwrap_crop: crop side the photos are unwrapped from (default ``max(resolution,
+            fit_resolution)``): the same crop square, re-cut from the photo at this size.
+        landmarks: a folder of ``<stem>.npy`` (or .txt/.pts) 68x2 landmarks in original photo
+            pixels, used instead of detection; or None.
+        mask: a folder of ``<stem>.png`` masks (white = use) limiting the photometric term and
+            the unwrapped pixels; or None.
+        init_space: a texture space (``FLAME_texture.npz`` layout) to start round 0 with.
+        bootstrap: round 0 without ``init_space``: ``"constant"`` skin albedo or ``"model"``
+            (the model folder's own albedo space, e.g. the demo head's).
+        flame_dir, demo_head: which head model (see :func:`flame.selection.select_model`).
+        camera: ``"orthographic"`` or ``"perspective"``.
+        seed: seed of the fits and of the held-out choice.
+        min_skin: least fraction of the face region's texels a photo must show.
+        holdout: fraction of the usable photos held out for generalisation (at least 2 when
+            at least 5 are usable; none below).
+        completion: method of :func:`texture_space.completion.complete_textures`.
+        completion_rank: rank of the low-rank imputation.
+        pca_method: ``"gram"``, ``"randomized"`` or ``"auto"`` (randomised when ``K + 10``
+            is under a quarter of the photos).
+        detector: face/landmark detector of :func:`fitting.prepare.prepare_image`.
+        backend: rasteriser (``"auto"``: nvdiffrast on CUDA when installed).
+        n_shape, n_expression: model components fitted.
+        keep_stacks: keep the round's memory-mapped map stacks (large) after its space is saved.
+    """
+
+    components: int = 50
+    rounds: int = 2
+    resolution: int = 256
+    batch_size: int = 8
+    device: str = "cpu"
+    iters: tuple[int, int] = (100, 300)
+    fit_resolution: int = 224
+    unwrap_crop: int | None = None
+    landmarks: Path | None = None
+    mask: Path | None = None
+    init_space: Path | None = None
+    bootstrap: str = "constant"
+    flame_dir: Path | None = None
+    demo_head: bool = False
+    camera: str = "orthographic"
+    seed: int = 0
+    min_skin: float = 0.1
+    holdout: float = 0.1
+    completion: str = "combined"
+    completion_rank: int = 10
+    pca_method: str = "auto"
+    detector: str = "auto"
+    backend: str = "auto"
+    n_shape: int = 100
+    n_expression: int = 50
+    keep_stacks: bool = False
+
+
+@dataclass
+class BuildSummary:
+    """What a build produced.
+
+    Attributes:
+        out_dir: the build folder.
+        space_path: the final space (``DIR/texture_space.npz``).
+        rounds: one report per finished round (the content of ``rounds.json``).
+        used: photos in the last round's space or held out for its evaluation.
+        skipped: photo name -> why it was not used (last round).
+    """
+
+    out_dir: Path
+    space_path: Path
+    rounds: list[dict] = field(default_factory=list)
+    used: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return (f"{len(self.rounds)} round(s); {len(self.used)} photos used, {len(self.skipped)} skipped; "
+                f"space in {self.space_path}")
+
+
+# -- the model ---------------------------------------------------------------------------------
+@dataclass
+class _Model:
+    """What every round shares: model files, UV surface, mirror map and face-region texels."""
+
+    files: object
+    surface: object
+    mirror_map: np.ndarray | None
+    face_texels: torch.Tensor
+    vt: np.ndarray
+    ft: np.ndarray
+
+
+def _load_model(options: BuildOptions, device: torch.device) -> _Model:
+    from fitting.scene import HeadScene
+    from flame.selection import select_model
+    from texture_space.mirror import mirror_texel_map, mirror_vertices
+    from texture_space.unwrap import texel_surface
+
+    files = select_model(options.flame_dir, demo=options.demo_head)
+    scene = HeadScene.from_model_files(files, n_shape=1, n_expression=1, n_texture=0)
+    vt, ft = scene.vt.numpy().astype(np.float64), scene.ft.numpy()
+    faces = scene.flame.faces.numpy()
+    surface = texel_surface(vt, ft, options.resolution, device)
+    template = scene.flame.v_template.numpy()
+    try:
+        mirror_map = mirror_texel_map(template, faces, vt, ft, options.resolution, mirror_vertices(template))
+    except ValueError as error:
+        log.warning("no mirror map for symmetric completion (%s); completion goes on without it", error)
+        mirror_map = None
+    face_texels = surface.region_texels(scene.flame.faces, scene.face_region)
+    return _Model(files, surface, mirror_map, face_texels, vt, ft)
+
+
+def _scene(model: _Model, options: BuildOptions, space: Path | None, device: torch.device):
+    """The fitting scene of a round: the given space, or the bootstrap albedo."""
+    from fitting.albedo import AlbedoModel
+    from fitting.scene import HeadScene
+
+    backend = options.backend
+    if backend == "auto":
+        backend = "auto" if device.type == "cuda" else "torch"
+    scene = HeadScene.from_model_files(
+        model.files, n_shape=options.n_shape, n_expression=options.n_expression,
+        n_texture=options.components, texture_resolution=options.resolution, camera=options.camera,
+        texture_space=space, backend=backend,
+    )
+    if space is None and options.bootstrap == "constant":
+        scene.albedo = AlbedoModel.constant(options.resolution)
+    return scene.to(device)
+
+
+# -- stage 1: fit and unwrap -------------------------------------------------------------------
+def _per_image_file(option: Path | None, image: Path, suffixes: tuple[str, ...]) -> Path | None:
+    from fitting.fit_images import _per_image_file as lookup
+
+    return lookup(option, image, suffixes)
+
+
+def _landmarks_path(folder: BuildFolder, options: BuildOptions, path: Path, name: str) -> Path | None:
+    user = _per_image_file(options.landmarks, path, (".npy", ".txt", ".pts"))
+    if user is not None:
+        return user
+    cached = folder.landmarks_file(name)
+    return cached if cached.is_file() else None
+
+
+def _previous_parameters(folder: BuildFolder, round_index: int, names: list[str], scene, device):
+    """Round ``r - 1``'s fitted parameters of these photos as a start (texture zeroed), or None."""
+    if round_index == 0:
+        return None
+    files = [folder.fit_file(round_index - 1, name) for name in names]
+    if not all(f.is_file() for f in files):
+        return None
+    params = scene.initial_parameters(len(names), device)
+    for row, path in enumerate(files):
+        with np.load(path, allow_pickle=False) as data:
+            for key in ("shape", "expression", "pose", "light", "camera"):
+                target = getattr(params, key)
+                value = torch.as_tensor(data[key], dtype=target.dtype, device=device)
+                if value.shape != target.shape[1:]:
+                    return None
+                target[row] = value
+    return params
+
+
+def _unwrap_inputs(items, crop_size: int, device):
+    """Crops of the fitted squares at ``crop_size`` and their pixel weights ``(B, 1, R, R)``."""
+    from fitting.crop import crop_image
+    from texture_space.unwrap import resample_weights
+
+    crops, inside = [], []
+    for item in items:
+        crop, transform = crop_image(item.image.rgb, item.landmarks, resolution=crop_size)
+        crops.append(crop)
+        inside.append(transform.inside_image_mask(item.image.rgb.shape[:2]))
+    photos = torch.tensor(np.stack(crops), device=device).permute(0, 3, 1, 2).float()
+    skin = torch.tensor(np.stack([it.skin for it in items]), device=device)[:, None].float()
+    weights = resample_weights(skin, crop_size) * torch.tensor(np.stack(inside), device=device)[:, None]
+    return photos, weights
+
+
+def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on_photo, show_progress) -> None:
+    from tqdm import tqdm
+
+    from fitting.optimizer import FitConfig, fit_batch
+    from fitting.prepare import prepare_image
+    from texture_space.unwrap import unwrap_photos
+
+    device = next(scene.buffers()).device
+    config = FitConfig(resolution=options.fit_resolution, rigid_steps=options.iters[0],
+                       full_steps=options.iters[1], texture_offset=True, seed=options.seed)
+    crop_size = options.unwrap_crop or max(options.resolution, options.fit_resolution)
+    todo = [(path, name) for path, name in photos if read_json(folder.photo_record(round_index, name)) is None]
+    bar = tqdm(total=len(todo), desc=f"round {round_index}: fit + unwrap", unit="photo", disable=not show_progress)
+
+    def finish(name: str, record: dict) -> None:
+        write_record(folder, round_index, name, record)
+        bar.update(1)
+        if on_photo is not None:
+            on_photo(round_index, name, record)
+
+    for start in range(0, len(todo), options.batch_size):
+        batch = todo[start:start + options.batch_size]
+        items, inputs = [], {}
+        for path, name in batch:
+            inputs[name] = path
+            try:
+                item = prepare_image(
+                    path, name, resolution=options.fit_resolution,
+                    landmarks_path=_landmarks_path(folder, options, path, name),
+                    mask_path=_per_image_file(options.mask, path, (".png", ".jpg", ".npy")),
+                    detector=options.detector,
+                )
+            except (InputError, ValueError, OSError) as error:
+                finish(name, {"status": "skipped", "stage": "prepare", "reason": str(error), "input": str(path)})
+                continue
+            cache = folder.landmarks_file(name)
+            if not cache.is_file():
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                from flame.atomic_io import atomic_write
+
+                original = item.landmarks / item.image.scale
+                atomic_write(cache, lambda stream, points=original: np.save(stream, points))
+            items.append(item)
+        if not items:
+            continue
+        names = [it.name for it in items]
+        images = torch.tensor(np.stack([it.crop for it in items]), device=device).permute(0, 3, 1, 2).float()
+        landmarks = torch.tensor(np.stack([it.landmarks_crop for it in items]), dtype=torch.float32, device=device)
+        skin = torch.tensor(np.stack([it.skin for it in items]), device=device)[:, None].float()
+        init = _previous_parameters(folder, round_index, names, scene, device)
+
+        def progress(stage: str, step: int, steps: int) -> None:
+            if step % 20 == 0 or step == steps:
+                bar.set_postfix_str(f"{stage} {step}/{steps}")
+
+        try:
+            outcome = fit_batch(scene, images, landmarks, skin, config, init=init, progress=progress)
+            photos_r, weights = _unwrap_inputs(items, crop_size, device)
+            unwrapped = unwrap_photos(scene, outcome.params, photos_r, weights, model.surface)
+        except (InputError, ValueError, RuntimeError) as error:
+            for name in names:
+                finish(name, {"status": "skipped", "stage": "fit", "reason": f"fit failed: {error}",
+                              "input": str(inputs[name])})
+            continue
+        seen = (unwrapped.confidence.reshape(len(items), -1)[:, model.surface.texel] > 0)
+        skin_fraction = (seen & model.face_texels[None]).sum(dim=1) / model.face_texels.sum().clamp_min(1)
+        for index, item in enumerate(items):
+            record = {
+                "input": str(inputs[item.name]),
+                "landmarks_source": item.source,
+                "photometric_error": float(outcome.photometric_error[index]),
+                "landmark_error_px": float(outcome.landmark_error[index]),
+                "skin_fraction": round(float(skin_fraction[index]), 4),
+            }
+            if outcome.status[index] != "done":
+                finish(item.name, {**record, "status": "skipped", "stage": "fit",
+                                   "reason": f"fit failed: {outcome.status[index]}"})
+                continue
+            if float(skin_fraction[index]) < options.min_skin:
+                finish(item.name, {**record, "status": "skipped", "stage": "unwrap",
+                                   "reason": f"too little skin visible: {100 * float(skin_fraction[index]):.1f}% "
+                                             f"of the face region, need {100 * options.min_skin:.0f}% (--min-skin)"})
+                continue
+            from flame.atomic_io import write_npz
+
+            write_npz(folder.fit_file(round_index, item.name), **outcome.params.item(index),
+                      photometric_error=record["photometric_error"], landmark_error_px=record["landmark_error_px"])
+            save_unwrap(folder.unwrap_file(round_index, item.name),
+                        unwrapped.albedo[index].cpu().numpy(), unwrapped.confidence[index].cpu().numpy())
+            finish(item.name, {**record, "status": "used"})
+    bar.close()
+
+
+# -- stages 2-4: complete, PCA, evaluate -------------------------------------------------------
+def holdout_names(names: list[str], fraction: float, seed: int) -> list[str]:
+    """The held-out photos: ``max(2, round(fraction * n))`` of ``names`` chosen by a hash of
+    ``seed`` and the name (stable when photos are added or fail), none when fewer than 5."""
+    if len(names) < 5 or fraction <= 0:
+        return []
+    count = min(max(2, round(fraction * len(names))), len(names) - 3)
+    ranked = sorted(names, key=lambda n: hashlib.sha1(f"{seed}:{n}".encode()).hexdigest())
+    return sorted(ranked[:count])
+
+
+def _load_stack(folder: BuildFolder, round_index: int, names: list[str], path: Path, resolution: int):
+    """Write the names' unwrapped maps to ``path`` (float16 memory map) and their confidences
+    next to it; returns the two memory maps ``(N, H, W, 3)`` and ``(N, H, W)``."""
+    from texture_space.texel_source import write_map_stack
+
+    confidence_path = path.with_name(path.stem + "_confidence.npy")
+    confidence = np.lib.format.open_memmap(confidence_path, mode="w+", dtype=np.float16,
+                                           shape=(len(names), resolution, resolution))
+
+    def chunks():
+        for index, name in enumerate(names):
+            albedo, weight = load_unwrap(folder.unwrap_file(round_index, name))
+            confidence[index] = weight
+            yield albedo[None]
+
+    write_map_stack(path, chunks(), len(names), (resolution, resolution), dtype=np.float16)
+    confidence.flush()
+    return np.load(path, mmap_mode="r"), np.load(confidence_path, mmap_mode="r")
+
+
+def _pca_method(options: BuildOptions, n_maps: int) -> str:
+    if options.pca_method != "auto":
+        return options.pca_method
+    return "randomized" if options.components + 10 < n_maps / 4 else "gram"
+
+
+def _build_round_space(folder, model, options, round_index, photos, show_progress) -> dict:
+    from tqdm import tqdm
+
+    from flame.texture_space_io import load_texture_space, save_texture_space
+    from texture_space.completion import complete_textures
+    from texture_space.evaluation import compactness, generalisation
+    from texture_space.pca import texture_pca, to_texture_space
+
+    started = time.time()
+    records = {name: read_json(folder.photo_record(round_index, name)) for _, name in photos}
+    used = [name for name, rec in records.items() if rec and rec.get("status") == "used"]
+    skipped = {name: (rec or {}).get("reason", "no record") for name, rec in records.items()
+               if not rec or rec.get("status") != "used"}
+    held_out = holdout_names(used, options.holdout, options.seed)
+    train = [name for name in used if name not in held_out]
+    if len(train) < 2:
+        raise InputError(None, f"round {round_index}: only {len(train)} usable training photo(s) of "
+                               f"{len(photos)} (skipped: {skipped}); a texture space needs at least 2 - "
+                               "add photos or lower --min-skin")
+    round_dir = folder.round_dir(round_index)
+    stages = tqdm(total=3, desc=f"round {round_index}: complete + PCA + evaluate", disable=not show_progress)
+    maps, confidence = _load_stack(folder, round_index, train, round_dir / "maps.npy", options.resolution)
+    completed = np.lib.format.open_memmap(round_dir / "completed.npy", mode="w+", dtype=np.float32, shape=maps.shape)
+    complete_textures(maps, confidence, options.completion, mirror_map=model.mirror_map,
+                      rank=options.completion_rank, out=completed)
+    completed.flush()
+    stages.update(1)
+    n_components = min(options.components, len(train) - 1)
+    basis_out = np.lib.format.open_memmap(round_dir / "basis.npy", mode="w+", dtype=np.float32,
+                                          shape=(options.resolution, options.resolution, 3, n_components))
+    method = _pca_method(options, len(train))
+    result = texture_pca(np.load(round_dir / "completed.npy", mmap_mode="r"), n_components, method=method,
+                         basis_out=basis_out, **({"seed": options.seed} if method == "randomized" else {}))
+    space = to_texture_space(
+        result, model.vt, model.ft, round=round_index, completion=options.completion,
+        model=model.files.describe(), n_holdout=len(held_out),
+        bootstrap=str(options.init_space) if options.init_space else options.bootstrap,
+    )
+    space_path = save_texture_space(folder.space_file(round_index), space.mean, space.basis,
+                                    model.vt, model.ft, space.metadata)
+    stages.update(1)
+
+    ratio = result.explained_variance_ratio
+    ks = sorted({k for k in (1, 5, 10, 20, 50, n_components) if k <= n_components})
+    report = {
+        "round": round_index,
+        "space": str(space_path),
+        "n_photos": len(photos),
+        "n_used": len(used),
+        "n_train": len(train),
+        "n_holdout": len(held_out),
+        "holdout": held_out,
+        "skipped": skipped,
+        "n_components": n_components,
+        "pca_method": result.method,
+        "completion": options.completion,
+        "compactness": {str(k): float(compactness(ratio, k, 1.0)) for k in ks},
+        "explained_variance_ratio": [float(v) for v in ratio],
+        "fit": _fit_errors(records, used),
+    }
+    if held_out:
+        saved = load_texture_space(space_path)
+        maps_h, conf_h = zip(*(load_unwrap(folder.unwrap_file(round_index, n)) for n in held_out))
+        maps_h, conf_h = np.stack(maps_h), np.stack(conf_h)
+        with_space = generalisation(saved, maps_h, conf_h)
+        visible = conf_h > 0
+        mean_only = float(np.sqrt(np.mean((maps_h[visible] - saved.mean[None].repeat(len(held_out), 0)[visible]) ** 2)))
+        report["generalisation"] = {"rmse_space": with_space["rmse"], "rmse_mean_only": mean_only,
+                                    "rmse_per_photo": dict(zip(held_out, map(float, with_space["rmse_per_map"])))}
+    stages.update(1)
+    stages.close()
+    del maps, confidence, completed, basis_out
+    if not options.keep_stacks:
+        for name in ("maps.npy", "maps_confidence.npy", "completed.npy", "basis.npy"):
+            (round_dir / name).unlink(missing_ok=True)
+    report["seconds_space"] = round(time.time() - started, 2)
+    write_json(folder.round_report(round_index), report)
+    return report
+
+
+def _fit_errors(records: dict, used: list[str]) -> dict:
+    photometric = [records[n]["photometric_error"] for n in used]
+    landmarks = [records[n]["landmark_error_px"] for n in used]
+    return {"photometric_error_mean": float(np.mean(photometric)),
+            "landmark_error_px_mean": float(np.mean(landmarks))}
+
+
+# -- reports -----------------------------------------------------------------------------------
+def summary_text(rounds: list[dict], photos: int) -> str:
+    """A human-readable account of the rounds (``summary.txt``)."""
+    lines = [f"texture space built from {photos} photo(s) in {len(rounds)} round(s)", ""]
+    for report in rounds:
+        lines.append(f"round {report['round']}: {report['n_train']} training + {report['n_holdout']} held-out photos, "
+                     f"{len(report['skipped'])} skipped, {report['n_components']} components ({report['pca_method']} PCA, "
+                     f"{report['completion']} completion)")
+        lines.append("  compactness (variance explained by the first k): "
+                     + ", ".join(f"k={k}: {100 * v:.1f}%" for k, v in report["compactness"].items()))
+        gen = report.get("generalisation")
+        if gen:
+            lines.append(f"  generalisation (held-out visible texels, RMSE): space {gen['rmse_space']:.4f} vs "
+                         f"mean alone {gen['rmse_mean_only']:.4f}")
+        else:
+            lines.append("  generalisation: not measured (fewer than 5 usable photos)")
+        fit = report["fit"]
+        lines.append(f"  fitting error: photometric {fit['photometric_error_mean']:.4f}, "
+                     f"landmarks {fit['landmark_error_px_mean']:.2f} px (crop)")
+    if rounds and rounds[-1]["skipped"]:
+        lines += ["", "skipped photos (last round):"]
+        lines += [f"  {name}: {reason}" for name, reason in sorted(rounds[-1]["skipped"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    temp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, temp)
+    os.replace(temp, target)
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+def build_texture_space(
+    inputs: list[str | Path],
+    out_dir: str | Path,
+    options: BuildOptions | None = None,
+    *,
+    on_photo: PhotoCallback | None = None,
+    show_progress: bool = True,
+) -> BuildSummary:
+    """Build an albedo space from the photos in ``inputs`` (files, folders, globs) into ``out_dir``.
+
+    Resumable: a rerun with the same settings skips finished rounds and, in the current round,
+    photos that already have a record. Writes ``DIR/texture_space.npz`` (the last round's),
+    ``rounds.json`` and ``summary.txt`` (see :mod:`texture_space.state`).
+
+    Args:
+        inputs: photos (files, folders of images, glob patterns).
+        out_dir: the build folder.
+        options: :class:`BuildOptions`.
+        on_photo: called as ``on_photo(round, name, record)`` after each photo is recorded.
+        show_progress: tqdm bars per stage.
+
+    Returns:
+        :class:`BuildSummary`.
+
+    Raises:
+        InputError: no photos, or too few usable ones for a space.
+        ValueError: the folder holds a build made with other fixed settings.
+    """
+    from fitting.fit_images import collect_inputs, output_names
+
+    options = options or BuildOptions()
+    if options.rounds < 1 or options.components < 1:
+        raise ValueError(f"rounds and components must be at least 1, got {options.rounds} and {options.components}")
+    if options.bootstrap not in ("constant", "model"):
+        raise ValueError(f"bootstrap must be 'constant' or 'model', got {options.bootstrap!r}")
+    out_dir = Path(out_dir)
+    paths = collect_inputs(inputs)
+    if not paths:
+        raise InputError(None, "no photos given; pass image files, folders or glob patterns")
+    photos = list(zip(paths, output_names(paths)))
+    torch.manual_seed(options.seed)
+    device = torch.device(options.device)
+    model = _load_model(options, device)
+    folder = BuildFolder(out_dir)
+    settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(options).items()}
+    settings["model"] = model.files.describe()
+    check_settings(folder, settings)
+
+    rounds: list[dict] = []
+    space = Path(options.init_space) if options.init_space else None
+    for round_index in range(options.rounds):
+        report = folder.finished_round(round_index)
+        if report is None:
+            scene = _scene(model, options, space, device)
+            _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on_photo, show_progress)
+            report = _build_round_space(folder, model, options, round_index, photos, show_progress)
+        else:
+            log.info("round %d already finished; reusing %s", round_index, folder.space_file(round_index))
+        rounds.append(report)
+        space = folder.space_file(round_index)
+        write_json(out_dir / "rounds.json", {"rounds": rounds})
+        (out_dir / "summary.txt").write_text(summary_text(rounds, len(photos)))
+    final = out_dir / "texture_space.npz"
+    _copy_atomic(space, final)
+    last = rounds[-1]
+    used = [name for _, name in photos if name not in last["skipped"]]
+    return BuildSummary(out_dir=out_dir, space_path=final, rounds=rounds, used=used, skipped=dict(last["skipped"]))
