@@ -70,3 +70,16 @@ def test_nan_in_one_image_restores_its_best_parameters_and_spares_the_others(sce
         assert torch.isfinite(value).all()
     # The diverged image keeps its rigid-stage fit: its landmarks are still close.
     assert outcome.landmark_error[1].item() < 5.0
+
+
+def test_perspective_camera_fit(demo_head_dir):
+    scene = HeadScene.from_model_files(files_in(demo_head_dir, kind="demo"), camera="perspective")
+    problem = synthetic_batch(scene, 1, RESOLUTION, seed=5)
+    outcome = fit_batch(scene, problem.images, problem.landmarks_px,
+                        torch.ones(1, 1, RESOLUTION, RESOLUTION),
+                        FitConfig(rigid_steps=60, full_steps=150))
+    assert outcome.status == ["done"]
+    assert outcome.landmark_error.item() < 1.0
+    # The camera distance (tz, metres) is found from the landmarks' scale.
+    assert abs(outcome.params.camera[0, 2] - problem.truth.camera[0, 2]).item() < 0.05
+    assert face_vertex_error_mm(scene, outcome.params, problem.vertices, align=True).item() < 2.0
