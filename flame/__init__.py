@@ -1,13 +1,12 @@
 """FLAME head model: file loaders, the LBS layer, landmark embeddings, texture spaces and the
 project's open demo head.
 
-The public names are imported lazily so that ``import flame`` stays cheap.
+The public names are imported lazily (see :mod:`flame.lazy`).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from flame.lazy import lazy_getattr
 
 _EXPORTS = {
     "FLAME": "flame.flame_layer",
@@ -20,6 +19,7 @@ _EXPORTS = {
     "batch_rodrigues": "flame.lbs",
     "load_flame_model": "flame.model_file",
     "convert_flame_model": "flame.model_file",
+    "save_flame_npz": "flame.model_file",
     "load_landmark_embedding": "flame.landmark_embedding",
     "load_uv_template": "flame.uv_template",
     "load_texture_space": "flame.texture_space_io",
@@ -32,8 +32,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'flame' has no attribute {name!r}")
+__getattr__ = lazy_getattr("flame", _EXPORTS)

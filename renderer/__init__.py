@@ -19,8 +19,7 @@ outputs ``(B, H, W, ...)``; model space is FLAME's (metres, y up, +z toward the 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from flame.lazy import lazy_getattr
 
 _EXPORTS = {
     "Fragments": "renderer.fragments",
@@ -62,8 +61,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'renderer' has no attribute {name!r}")
+__getattr__ = lazy_getattr("renderer", _EXPORTS)
