@@ -19,8 +19,15 @@ Every case runs in its own Python process so that its peak memory is its own. Re
   or writing the data), so the PCA's own resident peak is at most ``maxrss_mb`` minus it
   when ``maxrss_mb`` is larger.
 
+A second section (``--unwrap``) times :func:`texture_space.unwrap.unwrap_photos`: per-photo
+time to unwrap fitted photo crops (crop side = UV side) into de-lit UV albedo with visibility,
+at given UV resolutions and batch sizes, on the demo head, on CPU or ``--device cuda``
+(the one-off UV rasterisation of the layout, done once per build, is reported apart).
+
 Examples::
 
+    python benchmarks/bench_texture_space.py --unwrap --sizes 256 512 --batches 1 8
+    python benchmarks/bench_texture_space.py --unwrap --device cuda --batches 1 16 64
     python benchmarks/bench_texture_space.py --quick
     python benchmarks/bench_texture_space.py --sizes 256 --maps 200 1500
     python benchmarks/bench_texture_space.py            # 256² and 512², N = 200 and 1500
@@ -102,6 +109,63 @@ def run_case(n_maps: int, resolution: int, method: str, storage: str, n_componen
     }
 
 
+def unwrap_case(resolution: int, batch: int, device: str, repeats: int) -> dict:
+    """Time unwrapping ``batch`` synthetic fitted photos at ``resolution`` (UV and crop side)."""
+    import torch
+
+    from fitting.scene import HeadScene
+    from fitting.synthetic import random_parameters
+    from flame.selection import select_model
+    from texture_space.unwrap import texel_surface, unwrap_photos
+
+    scene = HeadScene.from_model_files(select_model(demo=True), texture_resolution=resolution).to(device)
+    params = random_parameters(scene.cpu(), batch, torch.Generator().manual_seed(0)).to(device)
+    scene = scene.to(device)
+    start = time.perf_counter()
+    surface = texel_surface(scene.vt, scene.ft, resolution, device)
+    layout_s = time.perf_counter() - start
+    photos = torch.rand(batch, 3, resolution, resolution, device=device)
+    weights = torch.ones(batch, 1, resolution, resolution, device=device)
+    unwrap_photos(scene, params, photos, weights, surface)  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        unwrap_photos(scene, params, photos, weights, surface)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    best = min(times)
+    return {"resolution": resolution, "batch": batch, "device": device, "texels": surface.n_texels,
+            "batch_s": round(best, 4), "per_photo_ms": round(1000 * best / batch, 2),
+            "layout_raster_s": round(layout_s, 3), "torch_threads": torch.get_num_threads()}
+
+
+def run_unwrap(args) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = machine()
+    rows = []
+    print(f"{'res':>4} {'batch':>5} {'device':>6} {'texels':>7} {'batch s':>8} {'ms/photo':>9} {'layout s':>8}")
+    for resolution in args.sizes:
+        for batch in args.batches:
+            row = unwrap_case(resolution, batch, args.device, args.repeats)
+            rows.append(row)
+            print(f"{row['resolution']:>4} {row['batch']:>5} {row['device']:>6} {row['texels']:>7} {row['batch_s']:>8.3f} "
+                  f"{row['per_photo_ms']:>9.1f} {row['layout_raster_s']:>8.2f}", flush=True)
+    info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report = {"benchmark": "texture_space_unwrap", "date": dt.datetime.now().isoformat(timespec="seconds"),
+              "machine": info, "cases": rows,
+              "notes": "best of --repeats; per photo = batch time / batch; machine shared with other jobs"}
+    output = args.output or RESULTS / f"texture_space_unwrap_{args.device.split(':')[0]}_{dt.date.today().isoformat()}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2))
+    print(f"saved {output}")
+
+
 def machine() -> dict:
     import scipy
     import torch
@@ -132,12 +196,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"],
                         help="type of the per-block products (sums are float64 either way)")
     parser.add_argument("--output", type=Path, default=None, help="JSON path (default benchmarks/results/texture_space_pca_<date>.json)")
+    parser.add_argument("--unwrap", action="store_true", help="time unwrapping (per photo) instead of the PCA")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="--unwrap: photos per batch")
+    parser.add_argument("--device", default="cpu", help="--unwrap: torch device (cpu, cuda)")
+    parser.add_argument("--repeats", type=int, default=3, help="--unwrap: timed repeats (best is kept)")
+    parser.add_argument("--threads", type=int, default=0, help="--unwrap: torch threads (0 = torch's default)")
     parser.add_argument("--case", nargs=4, metavar=("N", "RES", "METHOD", "STORAGE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.case:
         n_maps, resolution, method, storage = args.case
         print(json.dumps(run_case(int(n_maps), int(resolution), method, storage, args.components, args.chunk_mb, args.dtype)))
+        return
+    if args.unwrap:
+        run_unwrap(args)
         return
     if args.quick:
         args.sizes, args.maps, args.storage = [64], [40, 200], ["generated", "memmap"]
