@@ -39,7 +39,7 @@ def test_delighting_inverts_the_known_sh_shading(unwrapped):
     assert 0.25 < seen.float().mean().item() < 0.7  # a frontal face sees part of the atlas
     error = (result.albedo - true_albedo).abs()[seen]
     raw_error = (result.colour - true_albedo).abs()[seen]
-    # measured: median 0.0003, mean 0.005 (edges of the silhouette), raw colour 0.3
+    # measured: median 0.0004, mean 0.006 (silhouette and seam texels), raw colour 0.24
     assert error.median().item() < 0.003
     assert error.mean().item() < 0.015
     assert raw_error.mean().item() > 0.1
@@ -64,7 +64,7 @@ def test_unwrap_then_render_reproduces_the_photo_on_visible_skin(unwrapped):
     pixels = (support > 0.999) & (rendered.alpha[:, 0] > 0)
     assert pixels.float().sum().item() > 8 * 1000
     error = (again.image - rendered.image).abs().permute(0, 2, 3, 1)[pixels]
-    # measured: mean 0.0016, 99th percentile 0.02
+    # measured: mean 0.0016, 99th percentile 0.03
     assert error.mean().item() < 0.006
     assert torch.quantile(error.amax(dim=1), 0.99).item() < 0.06
 
