@@ -83,3 +83,30 @@ def test_perspective_camera_fit(demo_head_dir):
     # The camera distance (tz, metres) is found from the landmarks' scale.
     assert abs(outcome.params.camera[0, 2] - problem.truth.camera[0, 2]).item() < 0.05
     assert face_vertex_error_mm(scene, outcome.params, problem.vertices, align=True).item() < 2.0
+
+
+def test_texture_offset_explains_albedo_outside_the_space(scene):
+    """A smooth albedo detail that the PCA space cannot express is picked up by the offset."""
+    problem = synthetic_batch(scene, 1, RESOLUTION, seed=7)
+    size = scene.albedo.mean.shape[-1]
+    rows = torch.linspace(-1, 1, size)
+    blob = torch.exp(-((rows[:, None] - 0.1) ** 2 + rows[None, :] ** 2) / 0.05)
+    offset = torch.stack([0.25 * blob, -0.1 * blob, -0.1 * blob])[None]
+    with torch.no_grad():
+        rendered = scene.render(problem.truth, RESOLUTION, texture_offset=offset)
+    images = rendered.image + (1 - rendered.alpha) * problem.images
+    skin = torch.ones(1, 1, RESOLUTION, RESOLUTION)
+    errors = {}
+    for with_offset in (False, True):
+        config = FitConfig(rigid_steps=40, full_steps=150, texture_offset=with_offset)
+        outcome = fit_batch(scene, images, rendered.landmarks_px, skin, config)
+        errors[with_offset] = outcome.photometric_error.item()
+        if with_offset:
+            fitted = outcome.texture_offset
+            assert fitted is not None and torch.isfinite(fitted).all()
+            # Where the blob is, the offset is redder than elsewhere (its overall brightness is
+            # shared with the light, so only its colour contrast is identifiable).
+            peak, far = blob > 0.5, blob < 0.01
+            contrast = fitted[0, 0] - fitted[0, 1]
+            assert contrast[peak].mean() - contrast[far].mean() > 0.15
+    assert errors[True] < errors[False]
