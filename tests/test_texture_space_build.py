@@ -45,7 +45,7 @@ def known_space(scene: HeadScene, rng: np.random.Generator):
 
 
 @pytest.fixture(scope="module")
-def photos(demo_head_dir, tmp_path_factory):
+def photos(demo_head_dir, tmp_path_factory, monkeypatch_module):
     """30 renders of the demo head with albedos of the known space, random pose, shape,
     expression and a white directional light, saved as PNGs with their exact landmarks."""
     scene = HeadScene.from_model_files(files_in(demo_head_dir, kind="demo"), texture_resolution=UV)
@@ -84,9 +84,14 @@ def built(photos, demo_head_dir, monkeypatch_module):
 
 @pytest.fixture(scope="module")
 def monkeypatch_module(demo_head_dir):
+    """The session's demo head as the pipeline's model cache, and one torch thread: on the shared
+    2-core test machine, torch's intra-op threads made these batched fits ~7x slower."""
     patcher = pytest.MonkeyPatch()
     patcher.setenv("FLAMEFIT_CACHE", str(demo_head_dir.parent))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield patcher
+    torch.set_num_threads(threads)
     patcher.undo()
 
 

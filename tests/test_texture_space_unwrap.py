@@ -16,6 +16,15 @@ UV = 64
 CROP = 160
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on the shared 2-core test machine intra-op threads slow these down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def unwrapped(demo_head_dir):
     """Eight renders of the demo head (its own albedo space, coloured light) unwrapped with the
