@@ -4,6 +4,8 @@
     flamefit convert SRC DST          FLAME pickle -> plain .npz (loads without pickle)
     flamefit fit INPUT... --out DIR   fit photos (files, folders, globs)
     flamefit demo [--out DIR]         the main job on the embedded default
+    flamefit build-texture-space IMAGES... --out DIR    an albedo PCA space from many fits
+    flamefit sample-texture-space FILE --out DIR        look at an albedo space
 """
 
 from __future__ import annotations
@@ -170,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="output folder (default: out/demo)")
     _add_model_options(demo)
     demo.set_defaults(func=cmd_demo)
+
+    from texture_space.cli import add_subcommands as add_texture_space_subcommands
+
+    add_texture_space_subcommands(sub)
     return parser
 
 

@@ -109,7 +109,7 @@ def output_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def _per_image_file(option: Path | None, image: Path, suffixes: tuple[str, ...]) -> Path | None:
+def per_image_file(option: Path | None, image: Path, suffixes: tuple[str, ...]) -> Path | None:
     """A per-image side file: the option itself when it is a file, else ``<folder>/<stem>.*``."""
     if option is None:
         return None
@@ -147,11 +147,11 @@ def _initial_parameters(scene, items: list[PreparedImage], options: FitOptions, 
     from fitting.optimizer import camera_from_landmarks
 
     params = scene.initial_parameters(len(items), device)
-    landmarks = torch.tensor(np.stack([it.landmarks_crop for it in items]), dtype=torch.float32,
+    landmarks = torch.tensor(np.stack([it.landmarks_screen for it in items]), dtype=torch.float32,
                              device=device)
     params.camera.copy_(camera_from_landmarks(scene, params, landmarks, options.resolution))
     for row, item in enumerate(items):
-        init_path = _per_image_file(options.init, paths[item.name], (".npz", ".npy", ".pkl"))
+        init_path = per_image_file(options.init, paths[item.name], (".npz", ".npy", ".pkl"))
         if init_path is None:
             continue
         values = load_initialisation(init_path, scene.flame.n_shape, scene.flame.n_expression,
@@ -218,8 +218,8 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
             try:
                 items.append(prepare_image(
                     path, name, resolution=options.resolution,
-                    landmarks_path=_per_image_file(options.landmarks, path, (".npy", ".txt", ".pts")),
-                    mask_path=_per_image_file(options.mask, path, (".png", ".jpg", ".npy")),
+                    landmarks_path=per_image_file(options.landmarks, path, (".npy", ".txt", ".pts")),
+                    mask_path=per_image_file(options.mask, path, (".png", ".jpg", ".npy")),
                     detector=options.detector,
                 ))
             except (InputError, ValueError, OSError) as error:
@@ -272,7 +272,7 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
 
 def _fit_items(scene, items, options, config, paths, device, bar):
     images = torch.tensor(np.stack([it.crop for it in items]), device=device).permute(0, 3, 1, 2)
-    landmarks = torch.tensor(np.stack([it.landmarks_crop for it in items]), dtype=torch.float32,
+    landmarks = torch.tensor(np.stack([it.landmarks_screen for it in items]), dtype=torch.float32,
                              device=device)
     skin = torch.tensor(np.stack([it.skin for it in items]), device=device)[:, None]
     init = _initial_parameters(scene, items, options, paths, device)

@@ -57,8 +57,15 @@ class LoadedImage:
     notes: list[str] = field(default_factory=list)
 
     def to_original(self, points: np.ndarray) -> np.ndarray:
-        """Map ``(..., 2)`` pixel coordinates (x, y) in ``rgb`` to the original photo's pixels."""
-        return np.asarray(points, dtype=np.float64) / self.scale
+        """Map ``(..., 2)`` pixel coordinates (x, y) in ``rgb`` to the original photo's pixels.
+
+        Both use pixel-index coordinates (pixel ``i`` centred on ``i``, like OpenCV and dlib),
+        so a resize by ``scale`` maps ``p`` to ``(p + 0.5) / scale - 0.5``."""
+        return (np.asarray(points, dtype=np.float64) + 0.5) / self.scale - 0.5
+
+    def from_original(self, points: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`to_original`: original photo pixels -> pixels of ``rgb``."""
+        return (np.asarray(points, dtype=np.float64) + 0.5) * self.scale - 0.5
 
 
 def load_image(path: str | Path, max_side: int = DEFAULT_MAX_SIDE,

@@ -25,13 +25,12 @@ def inter_ocular_distance(landmarks: np.ndarray) -> float:
 
 
 def crop_to_original_matrix(item: PreparedImage) -> np.ndarray:
-    """``(3, 3)`` affine mapping OpenCV pixels of the crop to OpenCV pixels of the original photo
-    (OpenCV puts pixel centres at integers, our crops and images at +0.5)."""
-    to_corner = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1.0]])
-    to_centre = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1.0]])
+    """``(3, 3)`` affine mapping crop pixels to the original photo's pixels, both in pixel-index
+    coordinates (OpenCV's: pixel ``i`` centred on ``i``)."""
     inverse = np.vstack([item.transform.inverse, [0, 0, 1.0]])
-    unscale = np.diag([1.0 / item.image.scale, 1.0 / item.image.scale, 1.0])
-    return to_centre @ unscale @ inverse @ to_corner
+    factor = 1.0 / item.image.scale
+    unscale = np.array([[factor, 0, 0.5 * factor - 0.5], [0, factor, 0.5 * factor - 0.5], [0, 0, 1.0]])
+    return unscale @ inverse
 
 
 def opencv_camera(camera, index: int, item: PreparedImage) -> dict[str, np.ndarray]:
@@ -82,7 +81,6 @@ def write_fit_outputs(
         vertices = scene.flame(shape=params.shape, expression=params.expression,
                                pose=params.pose).vertices
         crop_render = scene.render(params, resolution, texture_offset=offset)
-        big = scene.render(params, overlay_resolution, texture_offset=offset)
         shape = shape_image(vertices, scene.camera(params, resolution), scene.flame.faces)
     faces = scene.flame.faces.cpu().numpy()
     save_obj(folder / "mesh.obj", vertices[0].cpu().numpy(), faces, scene.vt.cpu().numpy(),
@@ -92,28 +90,34 @@ def write_fit_outputs(
     write_npz(folder / "camera.npz", **camera, image_size=np.array(item.image.original_size))
 
     to_original = crop_to_original_matrix(item)
-    fitted_crop = outcome.landmarks[index].detach().cpu().double().numpy()
+    fitted_screen = outcome.landmarks[index].detach().cpu().double().numpy()
+    fitted_crop = fitted_screen - 0.5  # renderer screen -> pixel-index coordinates
     fitted = item.image.to_original(item.transform.to_image(fitted_crop))
     detected = item.image.to_original(item.landmarks)
     write_npz(folder / "landmarks.npz", detected=detected, fitted=fitted,
              detected_crop=item.landmarks_crop, fitted_crop=fitted_crop)
 
-    # Overlay on the (possibly downscaled) photo, at a crop-frame resolution of its own.
+    # Overlay on the (possibly downscaled) photo: rendered in a frame twice the crop's size
+    # around the same centre, so the head is not cut at the crop's edges.
     from fitting.crop import crop_transform
 
-    big_transform = crop_transform(item.transform.box, overlay_resolution)
-    photo = item.image.rgb
-    composite = big_transform.paste_onto(
-        photo, big.image[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy(),
-        0.8 * big.alpha[0, 0].cpu().numpy())
-    overlay = to_uint8(composite)
-    write_image(folder / "overlay.png", overlay)
+    x0, y0, x1, y1 = item.transform.box
+    half = x1 - x0
+    centre_x, centre_y = (x0 + x1) / 2, (y0 + y1) / 2
+    wide_box = np.array([centre_x - half, centre_y - half, centre_x + half, centre_y + half])
+    wide = crop_transform(wide_box, overlay_resolution)
+    with torch.no_grad():
+        big = scene.render(params, overlay_resolution, texture_offset=offset, zoom=0.5)
+    composite = wide.paste_onto(
+        item.image.rgb, big.image[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy(),
+        0.85 * big.head_mask[0, 0].cpu().numpy())
+    write_image(folder / "overlay.png", to_uint8(composite))
 
     crop_u8 = to_uint8(item.crop)
     crop_tensor = torch.from_numpy(item.crop).permute(2, 0, 1)[None].to(crop_render.image)
     sheet = make_sheet(
         [crop_u8,
-         draw_landmarks(crop_u8, detected=item.landmarks_crop, fitted=fitted_crop),
+         draw_landmarks(crop_u8, detected=item.landmarks_screen, fitted=fitted_screen),
          to_uint8(crop_render.image[0]),
          to_uint8(shape[0]),
          to_uint8(blend(crop_render.image[:1], crop_render.alpha[:1], crop_tensor)[0])],
@@ -140,4 +144,5 @@ def write_fit_outputs(
         "outputs": sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) + [REPORT_NAME],
     })
     write_json(folder / REPORT_NAME, report)
+
 

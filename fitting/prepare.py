@@ -26,6 +26,10 @@ class PreparedImage:
         crop: ``(R, R, 3)`` float32 crop in [0, 1].
         transform: image pixels <-> crop pixels.
         landmarks_crop: ``(68, 2)`` landmarks in crop pixels.
+
+    Photo, crop and landmark coordinates are pixel indices (pixel ``i`` centred on ``i``, like
+    OpenCV and dlib); the renderer and the optimiser use screen coordinates with pixel centres
+    at ``i + 0.5``: :attr:`landmarks_screen` is what :func:`fitting.optimizer.fit_batch` takes.
         skin: ``(R, R)`` float32 photometric weight (skin probability x inside-photo x user mask).
         source: how the landmarks were obtained (``"dlib-hog"``, ``"user file"``, ...).
         n_faces: faces found in the photo (1 for user landmarks).
@@ -42,6 +46,11 @@ class PreparedImage:
     source: str
     n_faces: int
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def landmarks_screen(self) -> np.ndarray:
+        """``(68, 2)`` landmarks in the renderer's crop screen coordinates (centres at +0.5)."""
+        return self.landmarks_crop + 0.5
 
 
 def prepare_image(
@@ -78,7 +87,7 @@ def prepare_image(
     height, width = image.rgb.shape[:2]
     original_hw = tuple(image.original_size)
     if landmarks_path is not None:
-        landmarks = load_landmarks(landmarks_path, image_size=original_hw) * image.scale
+        landmarks = image.from_original(load_landmarks(landmarks_path, image_size=original_hw))
         source, n_faces = "user file", 1
     else:
         detection = detect_face(image.rgb, detector=detector, face_index=face_index, path=path)

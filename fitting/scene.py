@@ -37,6 +37,8 @@ class SceneRender:
         image: ``(B, 3, R, R)`` lit albedo on covered pixels, 0 elsewhere.
         alpha: ``(B, 1, R, R)`` coverage.
         face_mask: ``(B, 1, R, R)`` coverage of the face region (the photometric term's area).
+        head_mask: ``(B, 1, R, R)`` coverage without the neck (what overlays show: the neck is
+            not fitted and its shading is unconstrained).
         albedo: ``(B, 3, R, R)`` unlit albedo.
         landmarks_px: ``(B, 68, 2)`` the 68 fitting landmarks in crop pixels.
         vertices: ``(B, V, 3)`` posed vertices, model space.
@@ -45,6 +47,7 @@ class SceneRender:
     image: torch.Tensor
     alpha: torch.Tensor
     face_mask: torch.Tensor
+    head_mask: torch.Tensor
     albedo: torch.Tensor
     landmarks_px: torch.Tensor
     vertices: torch.Tensor
@@ -57,6 +60,7 @@ class HeadScene(nn.Module):
         vt: ``(T, 2)`` texture coordinates (OBJ convention).
         ft: ``(F, 3)`` texture-coordinate indices.
         face_region: ``(V,)`` bool, vertices of the photometric region.
+        head_region: ``(V,)`` bool, every vertex but the neck's (for overlays).
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class HeadScene(nn.Module):
         vt: np.ndarray,
         ft: np.ndarray,
         face_region: np.ndarray | None = None,
+        neck_region: np.ndarray | None = None,
         camera: str = "orthographic",
         fov_degrees: float = 12.0,
         backend: str = "torch",
@@ -85,6 +90,10 @@ class HeadScene(nn.Module):
             region = torch.zeros(n_vertices, dtype=torch.bool)
             region[torch.as_tensor(face_region, dtype=torch.long)] = True
         self.register_buffer("face_region", region)
+        head = torch.ones(n_vertices, dtype=torch.bool)
+        if neck_region is not None:
+            head[torch.as_tensor(neck_region, dtype=torch.long)] = False
+        self.register_buffer("head_region", head)
         self.camera_type = camera
         self.fov_degrees = fov_degrees
         self.backend = backend
@@ -142,11 +151,11 @@ class HeadScene(nn.Module):
                                                     texture_resolution)
         else:
             albedo = AlbedoModel.constant(texture_resolution)
-        face_region = None
+        face_region = neck_region = None
         if files.masks is not None:
             masks = load_vertex_masks(files.masks, n_vertices=model.n_vertices)
-            face_region = masks.get("face")
-        return cls(layer, albedo, uv.vt, uv.ft, face_region, camera=camera, backend=backend,
+            face_region, neck_region = masks.get("face"), masks.get("neck")
+        return cls(layer, albedo, uv.vt, uv.ft, face_region, neck_region, camera=camera, backend=backend,
                    description=files.describe())
 
     # -- cameras -------------------------------------------------------------------------------
@@ -159,14 +168,19 @@ class HeadScene(nn.Module):
     def focal_px(self, resolution: int) -> float:
         return resolution / 2.0 / math.tan(math.radians(self.fov_degrees) / 2.0)
 
-    def camera(self, params: FitParameters, resolution: int):
-        """The renderer camera for these parameters at crop resolution ``resolution``."""
+    def camera(self, params: FitParameters, resolution: int, zoom: float = 1.0):
+        """The renderer camera for these parameters at crop resolution ``resolution``.
+
+        ``zoom`` scales the image about the crop centre (0.5: a frame twice as wide)."""
         if self.camera_type == "orthographic":
-            return OrthographicCamera(params.camera, (resolution, resolution))
+            camera = params.camera
+            if zoom != 1.0:
+                camera = torch.cat([camera[:, :1] * zoom, camera[:, 1:]], dim=1)
+            return OrthographicCamera(camera, (resolution, resolution))
         batch = params.camera.shape[0]
         dtype, device = params.camera.dtype, params.camera.device
         return PerspectiveCamera(
-            focal=torch.full((batch, 2), self.focal_px(resolution), dtype=dtype, device=device),
+            focal=torch.full((batch, 2), self.focal_px(resolution) * zoom, dtype=dtype, device=device),
             principal_point=torch.full((batch, 2), resolution / 2.0, dtype=dtype, device=device),
             R=front_facing_rotation(batch, dtype, device),
             t=params.camera,
@@ -203,24 +217,28 @@ class HeadScene(nn.Module):
         return self.camera(params, resolution).project(self.landmarks_model(params))[..., :2]
 
     def render(
-        self, params: FitParameters, resolution: int, texture_offset: torch.Tensor | None = None
+        self, params: FitParameters, resolution: int, texture_offset: torch.Tensor | None = None,
+        zoom: float = 1.0,
     ) -> SceneRender:
-        """Render the crop: lit albedo, coverage, face region and landmarks."""
+        """Render the crop: lit albedo, coverage, face region and landmarks (``zoom`` as in
+        :meth:`camera`)."""
         out = self.flame(shape=params.shape, expression=params.expression, pose=params.pose)
-        camera = self.camera(params, resolution)
+        camera = self.camera(params, resolution, zoom)
         texture = self.albedo(params.texture)
         if texture_offset is not None:
             texture = texture + texture_offset
         rendered = render_textured(
             out.vertices, camera, self.flame.faces, self.vt, self.ft, texture, params.light,
-            vertex_masks={"face": self.face_region}, backend=self.backend,
+            vertex_masks={"face": self.face_region, "head": self.head_region}, backend=self.backend,
             cull_backfaces=self.cull_backfaces,
         )
         face_mask = rendered.alpha * rendered.region_masks["face"].to(rendered.alpha.dtype)
+        head_mask = rendered.alpha * rendered.region_masks["head"].to(rendered.alpha.dtype)
         return SceneRender(
             image=rendered.image,
             alpha=rendered.alpha,
             face_mask=face_mask,
+            head_mask=head_mask,
             albedo=rendered.albedo,
             landmarks_px=camera.project(out.landmarks)[..., :2],
             vertices=out.vertices,

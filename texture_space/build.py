@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from fitting.errors import InputError
+from fitting.fit_images import per_image_file
 from fitting.results_io import write_json
 from texture_space.state import (
     BuildFolder,
@@ -198,14 +199,8 @@ def _scene(model: _Model, options: BuildOptions, space: Path | None, device: tor
 
 
 # -- stage 1: fit and unwrap -------------------------------------------------------------------
-def _per_image_file(option: Path | None, image: Path, suffixes: tuple[str, ...]) -> Path | None:
-    from fitting.fit_images import _per_image_file as lookup
-
-    return lookup(option, image, suffixes)
-
-
 def _landmarks_path(folder: BuildFolder, options: BuildOptions, path: Path, name: str) -> Path | None:
-    user = _per_image_file(options.landmarks, path, (".npy", ".txt", ".pts"))
+    user = per_image_file(options.landmarks, path, (".npy", ".txt", ".pts"))
     if user is not None:
         return user
     cached = folder.landmarks_file(name)
@@ -276,7 +271,7 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
                 item = prepare_image(
                     path, name, resolution=options.fit_resolution,
                     landmarks_path=_landmarks_path(folder, options, path, name),
-                    mask_path=_per_image_file(options.mask, path, (".png", ".jpg", ".npy")),
+                    mask_path=per_image_file(options.mask, path, (".png", ".jpg", ".npy")),
                     detector=options.detector,
                 )
             except (InputError, ValueError, OSError) as error:
@@ -287,14 +282,14 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 from flame.atomic_io import atomic_write
 
-                original = item.landmarks / item.image.scale
+                original = item.image.to_original(item.landmarks)
                 atomic_write(cache, lambda stream, points=original: np.save(stream, points))
             items.append(item)
         if not items:
             continue
         names = [it.name for it in items]
         images = torch.tensor(np.stack([it.crop for it in items]), device=device).permute(0, 3, 1, 2).float()
-        landmarks = torch.tensor(np.stack([it.landmarks_crop for it in items]), dtype=torch.float32, device=device)
+        landmarks = torch.tensor(np.stack([it.landmarks_screen for it in items]), dtype=torch.float32, device=device)
         skin = torch.tensor(np.stack([it.skin for it in items]), device=device)[:, None].float()
         init = _previous_parameters(folder, round_index, names, scene, device)
 
