@@ -18,7 +18,7 @@ from pathlib import Path
 log = logging.getLogger("flamefit")
 
 
-def _add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--flame-dir", type=Path, default=None,
         help="folder with the FLAME files (default: $FLAMEFIT_FLAME_DIR or data/flame; the open "
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "path: the model flamefit would use.",
     )
     inspect.add_argument("path", nargs="?", type=Path, help="a model file or a folder of them")
-    _add_model_options(inspect)
+    add_model_options(inspect)
     inspect.set_defaults(func=cmd_inspect)
 
     convert = sub.add_parser(
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--gif", action="store_true", help="also write progress.gif per photo")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     fit.add_argument("--overwrite", action="store_true", help="refit photos already done")
-    _add_model_options(fit)
+    add_model_options(fit)
     fit.set_defaults(func=cmd_fit)
 
     demo = sub.add_parser(
@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", type=Path, default=Path("out") / "demo",
                       help="output folder (default: out/demo)")
-    _add_model_options(demo)
+    add_model_options(demo)
     demo.set_defaults(func=cmd_demo)
 
     from texture_space.cli import add_subcommands as add_texture_space_subcommands

@@ -17,3 +17,18 @@ def demo_model(demo_head_dir):
     from flame.model_file import load_flame_model
 
     return load_flame_model(demo_head_dir / "generic_model.pkl")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread and one BLAS thread for a module. On a busy 2-core machine (a developer's
+    laptop running other jobs, a shared CI host) intra-op threads spin against each other and
+    small batched products run several times slower; results do not depend on it."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+    torch.set_num_threads(threads)

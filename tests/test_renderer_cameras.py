@@ -50,7 +50,6 @@ def _rodrigues(R):
 
 
 def test_perspective_opencv_export_reproduces_projection():
-    g = torch.Generator().manual_seed(1)
     angle = 0.3
     Ry = torch.tensor([[math.cos(angle), 0, math.sin(angle)], [0, 1, 0], [-math.sin(angle), 0, math.cos(angle)]], dtype=torch.float64)
     R = (front_facing_rotation(1, torch.float64)[0] @ Ry)[None]

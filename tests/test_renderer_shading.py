@@ -11,7 +11,7 @@ from renderer.primitives import uv_sphere
 from renderer.rasterize import rasterize
 from renderer.render import render_shape, render_textured
 from renderer.shading import SH_CONSTANT_FACTORS, constant_light, face_normals, rotate_sh_light, sh_shading, vertex_normals
-from renderer.texturing import face_corner_uvs, region_mask, sample_texture
+from renderer.texturing import face_corner_uvs, sample_texture
 
 
 def random_rotation(seed):

@@ -44,6 +44,9 @@ def known_space(scene: HeadScene, rng: np.random.Generator):
     return mean, basis, covered
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 @pytest.fixture(scope="module")
 def photos(demo_head_dir, tmp_path_factory, monkeypatch_module):
     """30 renders of the demo head with albedos of the known space, random pose, shape,
@@ -84,14 +87,10 @@ def built(photos, demo_head_dir, monkeypatch_module):
 
 @pytest.fixture(scope="module")
 def monkeypatch_module(demo_head_dir):
-    """The session's demo head as the pipeline's model cache, and one torch thread: on the shared
-    2-core test machine, torch's intra-op threads made these batched fits ~7x slower."""
+    """The session's demo head as the pipeline's model cache."""
     patcher = pytest.MonkeyPatch()
     patcher.setenv("FLAMEFIT_CACHE", str(demo_head_dir.parent))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield patcher
-    torch.set_num_threads(threads)
     patcher.undo()
 
 

@@ -25,17 +25,7 @@ from texture_space.synthetic import (
 SIZE, N_MAPS, RANK = 32, 40, 5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_blas_thread():
-    """One BLAS thread: on a shared 2-core machine OpenBLAS's threads spin against each other and
-    the many small products here run ~20x slower; results do not depend on it."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only the speed changes
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flame.model_data import TextureSpace
 from texture_space.evaluation import blob_mask, compactness, generalisation, principal_angles
 from texture_space.pca import pca_gram, to_texture_space
 from texture_space.synthetic import blobby_confidence, sample_low_rank_maps, synthetic_space

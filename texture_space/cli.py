@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fitting.cli import add_model_options
+
 
 def _iters(text: str) -> tuple[int, int]:
     try:
@@ -57,13 +59,6 @@ def cmd_sample_texture_space(args: argparse.Namespace) -> int:
     )
     print(f"wrote {len(written)} images to {args.out}")
     return 0
-
-
-def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--flame-dir", type=Path, default=None,
-                        help="folder with the FLAME files (default: $FLAMEFIT_FLAME_DIR or data/flame; the "
-                             "open demo head when no FLAME model is found there)")
-    parser.add_argument("--demo-head", action="store_true", help="use the open demo head even when FLAME is present")
 
 
 def add_subcommands(subparsers) -> None:
@@ -115,7 +110,7 @@ def add_subcommands(subparsers) -> None:
     build.add_argument("--keep-stacks", action="store_true",
                        help="keep each round's memory-mapped map stacks (large) after its space is saved")
     build.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    _model_options(build)
+    add_model_options(build)
     build.set_defaults(func=cmd_build_texture_space)
 
     sample = subparsers.add_parser(
@@ -130,5 +125,5 @@ def add_subcommands(subparsers) -> None:
     sample.add_argument("--samples", type=int, default=12, help="random samples on samples.png (default 12)")
     sample.add_argument("--render-resolution", type=int, default=256, help="side of each render (default 256)")
     sample.add_argument("--seed", type=int, default=0, help="seed of the random samples (default 0)")
-    _model_options(sample)
+    add_model_options(sample)
     sample.set_defaults(func=cmd_sample_texture_space)
