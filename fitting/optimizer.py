@@ -122,7 +122,11 @@ def camera_from_landmarks(
 
 
 class _Tracker:
-    """Per-image best parameters, convergence and divergence for one stage."""
+    """Per-image best parameters, convergence and divergence for one stage.
+
+    Everything stays on the fit's device: the host reads it only every ``window`` steps (to stop
+    a stage early) and at the end, so a GPU fit does not wait on the CPU every step.
+    """
 
     def __init__(self, params: FitParameters, offset: torch.Tensor | None, window: int, tol: float):
         batch = params.shape.shape[0]
@@ -132,15 +136,14 @@ class _Tracker:
         self.best_loss = torch.full((batch,), math.inf, device=device)
         self.window_start = self.best_loss.clone()
         self.active = torch.ones(batch, dtype=torch.bool, device=device)
-        self.diverged_at: dict[int, int] = {}
+        self.diverged_at = torch.full((batch,), -1, dtype=torch.long, device=device)
         self.window, self.tol = window, tol
 
     def update(self, step: int, loss: torch.Tensor, params: FitParameters,
                offset: torch.Tensor | None) -> None:
         loss = loss.detach()
         finite = torch.isfinite(loss)
-        for index in torch.nonzero(~finite & self.active).flatten().tolist():
-            self.diverged_at[index] = step
+        self.diverged_at = torch.where(~finite & self.active, step, self.diverged_at)
         self.active &= finite
         improved = finite & (loss < self.best_loss)
         self.best_loss = torch.where(improved, loss, self.best_loss)
@@ -153,6 +156,12 @@ class _Tracker:
             converged = torch.isfinite(self.window_start) & (gain < self.tol)
             self.active &= ~converged
             self.window_start = self.best_loss.clone()
+
+    def any_active(self, step: int) -> bool:
+        """Whether any image is still being fitted; read from the device once per window."""
+        if (step + 1) % self.window != 0:
+            return True
+        return bool(self.active.any())
 
     def restore_inactive(self, params: FitParameters, offset: torch.Tensor | None) -> None:
         """Put frozen images back to their best parameters (Adam's momentum would move them)."""
@@ -192,7 +201,7 @@ def _run_stage(
         loss = objective(params, offset)  # (B,)
         tracker.update(step, loss, params, offset)
         ran = step + 1
-        if not bool(tracker.active.any()):
+        if not tracker.any_active(step):
             break
         total = torch.where(tracker.active, loss, torch.zeros_like(loss)).sum()
         total.backward()
@@ -317,7 +326,7 @@ def fit_batch(
 
 
 def _mark_diverged(status: list[str], tracker: _Tracker, stage: str) -> None:
-    for index, step in tracker.diverged_at.items():
-        if status[index] == "done":
+    for index, step in enumerate(tracker.diverged_at.tolist()):
+        if step >= 0 and status[index] == "done":
             status[index] = f"diverged: non-finite loss in {stage} stage at step {step}; " \
                             "best parameters before it were kept"
