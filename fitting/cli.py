@@ -57,7 +57,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         device=args.device, batch_size=args.batch_size, resolution=args.resolution,
         rigid_steps=args.iters[0], full_steps=args.iters[1], camera=args.camera,
         flame_dir=args.flame_dir, demo_head=args.demo_head, landmarks=args.landmarks,
-        mask=args.mask, init=args.init, detector=args.detector, texture_space=args.texture_space,
+        mask=args.mask, init=args.init, detector=args.detector, face_index=args.face,
+        texture_space=args.texture_space,
         texture_offset=args.texture_offset, gif=args.gif, seed=args.seed,
         overwrite=args.overwrite, backend=args.backend,
     )
@@ -150,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(.npy/.npz/.pkl), or a folder of <stem>.* files; refined by the fit")
     fit.add_argument("--detector", choices=("auto", "dlib", "fan"), default="auto",
                      help="face/landmark detector (default auto = dlib HOG, CNN fallback)")
+    fit.add_argument("--face", type=int, default=0, metavar="N",
+                     help="which face when a photo shows several: 0 = the largest (default), "
+                          "1 = the next largest, ...")
     fit.add_argument("--texture-space", type=Path, default=None,
                      help="albedo space to fit with (FLAME_texture.npz layout), e.g. one built "
                           "by build-texture-space (default: the model folder's)")

@@ -45,6 +45,7 @@ class FitOptions:
     mask: Path | None = None
     init: Path | None = None
     detector: str = "auto"
+    face_index: int = 0
     texture_space: Path | None = None
     texture_offset: bool = False
     gif: bool = False
@@ -220,7 +221,7 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
                     path, name, resolution=options.resolution,
                     landmarks_path=per_image_file(options.landmarks, path, (".npy", ".txt", ".pts")),
                     mask_path=per_image_file(options.mask, path, (".png", ".jpg", ".npy")),
-                    detector=options.detector,
+                    detector=options.detector, face_index=options.face_index,
                 ))
             except (InputError, ValueError, OSError) as error:
                 reason = str(error)

@@ -222,3 +222,17 @@ def test_unwritable_output_folder_is_one_clear_error(astronaut_path, tmp_path, c
     status = main(["fit", str(astronaut_path), "--out", str(blocker / "out"), "--iters", "5,0"])
     assert status == 2
     assert "cannot write to the output folder" in capsys.readouterr().err
+
+
+def test_face_option_picks_another_face(tmp_path):
+    face = data.astronaut()[20:260, 120:360]
+    small = np.asarray(Image.fromarray(face).resize((160, 160)))
+    canvas = np.full((300, 560, 3), 200, np.uint8)
+    canvas[30:270, 10:250] = face
+    canvas[70:230, 330:490] = small
+    path = tmp_path / "two.png"
+    Image.fromarray(canvas).save(path)
+    summary = fit_images([path], tmp_path / "out", quick(face_index=1), show_progress=False)
+    assert summary.fitted == ["two"]
+    with np.load(tmp_path / "out" / "two" / "landmarks.npz") as lmk:
+        assert lmk["detected"][:, 0].min() > 300  # the smaller face, on the right
