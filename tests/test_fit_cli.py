@@ -41,13 +41,13 @@ def report(folder) -> dict:
 
 @pytest.fixture(scope="module")
 def astronaut_fit(astronaut_path, tmp_path_factory, demo_head_dir):
-    import os
-
-    os.environ["FLAMEFIT_CACHE"] = str(demo_head_dir.parent)
-    os.environ["FLAMEFIT_FLAME_DIR"] = str(demo_head_dir.parent / "no-flame-here")
+    patcher = pytest.MonkeyPatch()
+    patcher.setenv("FLAMEFIT_CACHE", str(demo_head_dir.parent))
+    patcher.setenv("FLAMEFIT_FLAME_DIR", str(demo_head_dir.parent / "no-flame-here"))
     out = tmp_path_factory.mktemp("fit")
     status = main(["fit", str(astronaut_path), "--out", str(out), "--iters", "100,150",
                    "--device", "cpu", "--gif"])
+    patcher.undo()
     return status, out / "astronaut"
 
 
