@@ -5,8 +5,11 @@
 
 Each render has random identity, expression, pose, albedo, light and camera; a fraction get an
 occluder. They are fitted from zero with their exact projected landmarks (so this measures the
-optimiser and the model, not the detector). A fit succeeds when its mean landmark error is
-under 1.5 px (224² crop) and its mean face-vertex error under 4 mm. Prints a summary and saves
+optimiser and the model, not the detector). Face-vertex errors are reported raw (both meshes
+posed by their own parameters) and after a similarity alignment (one orthographic view cannot
+tell a bigger head further away from a smaller one; benchmarks such as NoW align likewise). A
+fit succeeds when its mean landmark error is under 1.5 px (224² crop) and its aligned mean
+face-vertex error under 2 mm. Prints a summary and saves
 ``benchmarks/results/accuracy_<device>_<date>.json``.
 """
 
@@ -29,7 +32,7 @@ from fitting.synthetic import face_vertex_error_mm, synthetic_batch  # noqa: E40
 from flame.selection import select_model  # noqa: E402
 
 LANDMARK_OK_PX = 1.5
-VERTEX_OK_MM = 4.0
+VERTEX_OK_MM = 2.0
 
 
 def main() -> None:
@@ -56,7 +59,9 @@ def main() -> None:
         outcome = fit_batch(scene, problem.images.to(device), problem.landmarks_px.to(device),
                             torch.ones(size, 1, resolution, resolution, device=device),
                             FitConfig(rigid_steps=rigid, full_steps=full))
-        vertex_mm = face_vertex_error_mm(scene.cpu(), outcome.params.to("cpu"), problem.vertices)
+        fitted = outcome.params.to("cpu")
+        vertex_mm = face_vertex_error_mm(scene.cpu(), fitted, problem.vertices)
+        aligned_mm = face_vertex_error_mm(scene, fitted, problem.vertices, align=True)
         for i in range(size):
             rows.append({
                 "index": first + i,
@@ -64,6 +69,7 @@ def main() -> None:
                 "status": outcome.status[i],
                 "landmark_error_px": float(outcome.landmark_error[i]),
                 "face_vertex_error_mm": float(vertex_mm[i]),
+                "aligned_face_vertex_error_mm": float(aligned_mm[i]),
                 "photometric_error": float(outcome.photometric_error[i]),
             })
         done = len(rows)
@@ -71,7 +77,7 @@ def main() -> None:
 
     def ok(row):
         return (row["status"] == "done" and row["landmark_error_px"] < LANDMARK_OK_PX
-                and row["face_vertex_error_mm"] < VERTEX_OK_MM)
+                and row["aligned_face_vertex_error_mm"] < VERTEX_OK_MM)
 
     def summary(subset):
         if not subset:
@@ -80,6 +86,8 @@ def main() -> None:
             "n": len(subset),
             "success_rate": sum(ok(r) for r in subset) / len(subset),
             "median_face_vertex_error_mm": statistics.median(r["face_vertex_error_mm"] for r in subset),
+            "median_aligned_face_vertex_error_mm": statistics.median(
+                r["aligned_face_vertex_error_mm"] for r in subset),
             "median_landmark_error_px": statistics.median(r["landmark_error_px"] for r in subset),
             "median_photometric_error": statistics.median(r["photometric_error"] for r in subset),
         }
@@ -93,7 +101,7 @@ def main() -> None:
         print(f"{name:>9}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                          for k, v in values.items()))
     payload = {"machine": machine(args.device), "model": files.describe(), "iters": [rigid, full],
-               "criteria": {"landmark_px": LANDMARK_OK_PX, "face_vertex_mm": VERTEX_OK_MM},
+               "criteria": {"landmark_px": LANDMARK_OK_PX, "aligned_face_vertex_mm": VERTEX_OK_MM},
                "seconds": time.perf_counter() - start, "summary": result, "rows": rows}
     print("saved", save(f"accuracy_{device.type}_{payload['machine']['date'][:10]}", payload))
 
