@@ -69,6 +69,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0 if summary.fitted or summary.skipped else 1
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
 def _iters(text: str) -> tuple[int, int]:
     parts = text.split(",")
     try:
@@ -133,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", type=Path, required=True, help="output folder")
     fit.add_argument("--device", default="cuda" if _cuda() else "cpu",
                      help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda when available)")
-    fit.add_argument("--batch-size", type=int, default=1,
+    fit.add_argument("--batch-size", type=_positive, default=1,
                      help="images fitted together (use 16-256 on a GPU; default 1)")
     fit.add_argument("--resolution", type=int, default=224, help="crop size in pixels (default 224)")
     fit.add_argument("--iters", type=_iters, default=(200, 800), metavar="RIGID,FULL",

@@ -181,6 +181,9 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
     from flame.selection import select_model
 
     options = options or FitOptions()
+    if options.batch_size < 1 or options.resolution < 32:
+        raise ValueError(f"batch size must be >= 1 and resolution >= 32 (got {options.batch_size}, "
+                         f"{options.resolution})")
     out_dir = Path(out_dir)
     _check_output_folder(out_dir)
     torch.manual_seed(options.seed)
@@ -259,8 +262,10 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
             }
             try:
                 write_fit_outputs(out_dir / item.name, item, index, scene, outcome, report)
-            except OSError as error:
-                summary.failed[item.name] = f"could not write results: {error}"
+            except (OSError, ValueError, RuntimeError) as error:
+                reason = f"could not write results: {error}"
+                summary.failed[item.name] = reason
+                _failure_report(out_dir / item.name, by_name[item.name], reason, started)
                 continue
             if status == "done":
                 summary.fitted.append(item.name)
