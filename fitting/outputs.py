@@ -97,8 +97,9 @@ def write_fit_outputs(
     write_npz(folder / "landmarks.npz", detected=detected, fitted=fitted,
              detected_crop=item.landmarks_crop, fitted_crop=fitted_crop)
 
-    # Overlay on the (possibly downscaled) photo: rendered in a frame twice the crop's size
-    # around the same centre, so the head is not cut at the crop's edges.
+    # Overlay on the (possibly downscaled) photo: the fitted face region (the rest of the head is
+    # unconstrained by the photo: its light and albedo are extrapolated), rendered in a frame
+    # twice the crop's size around the same centre so that nothing is cut at the crop's edges.
     from fitting.crop import crop_transform
 
     x0, y0, x1, y1 = item.transform.box
@@ -110,7 +111,7 @@ def write_fit_outputs(
         big = scene.render(params, overlay_resolution, texture_offset=offset, zoom=0.5)
     composite = wide.paste_onto(
         item.image.rgb, big.image[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy(),
-        0.85 * big.head_mask[0, 0].cpu().numpy())
+        0.85 * big.face_mask[0, 0].cpu().numpy())
     write_image(folder / "overlay.png", to_uint8(composite))
 
     crop_u8 = to_uint8(item.crop)

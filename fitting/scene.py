@@ -37,8 +37,6 @@ class SceneRender:
         image: ``(B, 3, R, R)`` lit albedo on covered pixels, 0 elsewhere.
         alpha: ``(B, 1, R, R)`` coverage.
         face_mask: ``(B, 1, R, R)`` coverage of the face region (the photometric term's area).
-        head_mask: ``(B, 1, R, R)`` coverage without the neck (what overlays show: the neck is
-            not fitted and its shading is unconstrained).
         albedo: ``(B, 3, R, R)`` unlit albedo.
         landmarks_px: ``(B, 68, 2)`` the 68 fitting landmarks in crop pixels.
         vertices: ``(B, V, 3)`` posed vertices, model space.
@@ -47,7 +45,6 @@ class SceneRender:
     image: torch.Tensor
     alpha: torch.Tensor
     face_mask: torch.Tensor
-    head_mask: torch.Tensor
     albedo: torch.Tensor
     landmarks_px: torch.Tensor
     vertices: torch.Tensor
@@ -60,7 +57,6 @@ class HeadScene(nn.Module):
         vt: ``(T, 2)`` texture coordinates (OBJ convention).
         ft: ``(F, 3)`` texture-coordinate indices.
         face_region: ``(V,)`` bool, vertices of the photometric region.
-        head_region: ``(V,)`` bool, every vertex but the neck's (for overlays).
     """
 
     def __init__(
@@ -70,7 +66,6 @@ class HeadScene(nn.Module):
         vt: np.ndarray,
         ft: np.ndarray,
         face_region: np.ndarray | None = None,
-        neck_region: np.ndarray | None = None,
         camera: str = "orthographic",
         fov_degrees: float = 12.0,
         backend: str = "torch",
@@ -90,10 +85,6 @@ class HeadScene(nn.Module):
             region = torch.zeros(n_vertices, dtype=torch.bool)
             region[torch.as_tensor(face_region, dtype=torch.long)] = True
         self.register_buffer("face_region", region)
-        head = torch.ones(n_vertices, dtype=torch.bool)
-        if neck_region is not None:
-            head[torch.as_tensor(neck_region, dtype=torch.long)] = False
-        self.register_buffer("head_region", head)
         self.camera_type = camera
         self.fov_degrees = fov_degrees
         self.backend = backend
@@ -151,11 +142,11 @@ class HeadScene(nn.Module):
                                                     texture_resolution)
         else:
             albedo = AlbedoModel.constant(texture_resolution)
-        face_region = neck_region = None
+        face_region = None
         if files.masks is not None:
             masks = load_vertex_masks(files.masks, n_vertices=model.n_vertices)
-            face_region, neck_region = masks.get("face"), masks.get("neck")
-        return cls(layer, albedo, uv.vt, uv.ft, face_region, neck_region, camera=camera, backend=backend,
+            face_region = masks.get("face")
+        return cls(layer, albedo, uv.vt, uv.ft, face_region, camera=camera, backend=backend,
                    description=files.describe())
 
     # -- cameras -------------------------------------------------------------------------------
@@ -229,16 +220,14 @@ class HeadScene(nn.Module):
             texture = texture + texture_offset
         rendered = render_textured(
             out.vertices, camera, self.flame.faces, self.vt, self.ft, texture, params.light,
-            vertex_masks={"face": self.face_region, "head": self.head_region}, backend=self.backend,
+            vertex_masks={"face": self.face_region}, backend=self.backend,
             cull_backfaces=self.cull_backfaces,
         )
         face_mask = rendered.alpha * rendered.region_masks["face"].to(rendered.alpha.dtype)
-        head_mask = rendered.alpha * rendered.region_masks["head"].to(rendered.alpha.dtype)
         return SceneRender(
             image=rendered.image,
             alpha=rendered.alpha,
             face_mask=face_mask,
-            head_mask=head_mask,
             albedo=rendered.albedo,
             landmarks_px=camera.project(out.landmarks)[..., :2],
             vertices=out.vertices,
