@@ -47,31 +47,38 @@ def known_space(scene: HeadScene, rng: np.random.Generator):
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def photos(demo_head_dir, tmp_path_factory, monkeypatch_module):
-    """30 renders of the demo head with albedos of the known space, random pose, shape,
-    expression and a white directional light, saved as PNGs with their exact landmarks."""
+def render_photos(demo_head_dir, folder, n_photos: int):
+    """``n_photos`` renders of the demo head with albedos of the known space, random pose, shape,
+    expression and a white directional light, saved as ``folder/photos/face_XX.png`` with their
+    exact landmarks in ``folder/landmarks/face_XX.npy``; returns the known space
+    ``(mean, basis, covered)``. Shared with ``test_texture_space_rounds``."""
     scene = HeadScene.from_model_files(files_in(demo_head_dir, kind="demo"), texture_resolution=UV)
     mean, basis, covered = known_space(scene, np.random.default_rng(0))
     scene.albedo = AlbedoModel(torch.tensor(mean).permute(2, 0, 1)[None].float(),
                                torch.tensor(basis).permute(3, 2, 0, 1).float())
     generator = torch.Generator().manual_seed(1)
-    truth = random_parameters(scene, N_PHOTOS, generator, spread=0.5)
-    truth.texture[:] = torch.randn(N_PHOTOS, TRUE_K, generator=generator)
+    truth = random_parameters(scene, n_photos, generator, spread=0.5)
+    truth.texture[:] = torch.randn(n_photos, TRUE_K, generator=generator)
     truth.light[:, 0, :] = 1.0 / 0.886227  # the fit's starting ambient light
     truth.light[:, 1:, :] = 0.3 * truth.light[:, 1:, :1]  # white light: its colour is not an albedo
     with torch.no_grad():
         rendered = scene.render(truth, PHOTO)
-    background = torch.rand(N_PHOTOS, 3, 1, 1, generator=generator) * 0.6 + 0.2
+    background = torch.rand(n_photos, 3, 1, 1, generator=generator) * 0.6 + 0.2
     images = (rendered.image + (1 - rendered.alpha) * background).clamp(0, 1)
-    folder = tmp_path_factory.mktemp("synthetic_faces")
-    (folder / "photos").mkdir()
+    (folder / "photos").mkdir(parents=True)
     (folder / "landmarks").mkdir()
-    for index in range(N_PHOTOS):
+    for index in range(n_photos):
         write_image(folder / "photos" / f"face_{index:02d}.png", to_uint8(images[index]))
         # renderer pixels have centres at +0.5, photo landmarks at integers
         np.save(folder / "landmarks" / f"face_{index:02d}.npy", (rendered.landmarks_px[index] - 0.5).numpy())
-    return folder, mean, basis, covered
+    return mean, basis, covered
+
+
+@pytest.fixture(scope="module")
+def photos(demo_head_dir, tmp_path_factory, monkeypatch_module):
+    """30 synthetic photos of the known space (:func:`render_photos`)."""
+    folder = tmp_path_factory.mktemp("synthetic_faces")
+    return (folder, *render_photos(demo_head_dir, folder, N_PHOTOS))
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,13 @@ Each round ``r``:
 
 Round 0 fits with a constant skin albedo (``bootstrap="constant"``), the model folder's albedo
 space (``bootstrap="model"``) or ``init_space``; round ``r > 0`` with round ``r - 1``'s space,
-starting from round ``r - 1``'s fitted pose, shape, light and camera. The held-out photos
+starting from round ``r - 1``'s fitted pose, shape, light and camera (when the model sizes of
+the saved fits match the scene's; otherwise the batch starts from zero). With ``from_fits``
+round 0 does not fit: it takes ``flamefit fit`` results (``DIR/<name>/params.npz``,
+``landmarks.npz``, ``report.json``), re-cuts each original photo's crop square from the fit's
+landmarks (checked against the report's ``crop_to_original``) and unwraps it with the fit's
+parameters; photos whose fit failed are skipped in every round with the fit's reason, and later
+rounds refit the others as usual, with the fit's landmarks. The held-out photos
 (``holdout`` of the usable ones, at least 2, chosen by a hash of their names) are the same in
 every round and never enter a space. See :mod:`texture_space.state` for the folder layout.
 """
@@ -93,6 +99,8 @@ class BuildOptions:
         backend: rasteriser (``"auto"``: nvdiffrast on CUDA when installed).
         n_shape, n_expression: model components fitted.
         keep_stacks: keep the round's memory-mapped map stacks (large) after its space is saved.
+        from_fits: a ``flamefit fit`` output folder whose results replace round 0's fits (the
+            photos are those its reports name; no other inputs may be given); or None.
     """
 
     components: int = 50
@@ -121,6 +129,7 @@ class BuildOptions:
     n_shape: int = 100
     n_expression: int = 50
     keep_stacks: bool = False
+    from_fits: Path | None = None
 
 
 @dataclass
@@ -200,10 +209,14 @@ def _scene(model: _Model, options: BuildOptions, space: Path | None, device: tor
 
 # -- stage 1: fit and unwrap -------------------------------------------------------------------
 def _landmarks_path(folder: BuildFolder, options: BuildOptions, path: Path, name: str) -> Path | None:
+    """The user's landmark file, else the cached ones; with ``from_fits`` the cache (the fit's
+    landmarks) comes first, so every round crops the square the fit used."""
+    cached = folder.landmarks_file(name)
+    if options.from_fits is not None and cached.is_file():
+        return cached
     user = per_image_file(options.landmarks, path, (".npy", ".txt", ".pts"))
     if user is not None:
         return user
-    cached = folder.landmarks_file(name)
     return cached if cached.is_file() else None
 
 
@@ -242,7 +255,10 @@ def _unwrap_inputs(items, crop_size: int, device):
     return photos, weights
 
 
-def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on_photo, show_progress) -> None:
+def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on_photo, show_progress,
+                          fits: dict[str, dict | None] | None = None) -> None:
+    """Stage 1 of a round for the photos without a record. ``fits``: with ``from_fits``, each
+    photo's ``flamefit fit`` report (None when missing); round 0 then unwraps the fits as they are."""
     from tqdm import tqdm
 
     from fitting.optimizer import FitConfig, fit_batch
@@ -254,7 +270,9 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
                        full_steps=options.iters[1], texture_offset=True, seed=options.seed)
     crop_size = options.unwrap_crop or max(options.resolution, options.fit_resolution)
     todo = [(path, name) for path, name in photos if read_json(folder.photo_record(round_index, name)) is None]
-    bar = tqdm(total=len(todo), desc=f"round {round_index}: fit + unwrap", unit="photo", disable=not show_progress)
+    bar = tqdm(total=len(todo), desc=f"round {round_index}: " + ("unwrap fits" if fits is not None and round_index == 0
+                                                                  else "fit + unwrap"),
+               unit="photo", disable=not show_progress)
 
     def finish(name: str, record: dict) -> None:
         write_record(folder, round_index, name, record)
@@ -267,6 +285,24 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
         items, inputs = [], {}
         for path, name in batch:
             inputs[name] = path
+            if fits is not None:
+                report = fits.get(name)
+                if report is None or report.get("status") != "done":
+                    reason = "no finished fit (no report.json)" if report is None else \
+                        f"its fit failed: {report.get('error') or report.get('fit_status') or 'unknown reason'}"
+                    finish(name, {"status": "skipped", "stage": "fit", "reason": reason, "input": str(path),
+                                  "from_fit": str(Path(options.from_fits) / name)})
+                    continue
+            if fits is not None and round_index == 0:
+                try:
+                    item, params = _load_fit(folder, options, scene, Path(options.from_fits) / name, fits[name],
+                                             path, name)
+                except (InputError, ValueError, OSError, KeyError) as error:
+                    finish(name, {"status": "skipped", "stage": "prepare", "input": str(path),
+                                  "reason": f"cannot use the fit in {Path(options.from_fits) / name}: {error}"})
+                    continue
+                items.append((item, params))
+                continue
             try:
                 item = prepare_image(
                     path, name, resolution=options.fit_resolution,
@@ -279,13 +315,12 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
                 continue
             cache = folder.landmarks_file(name)
             if not cache.is_file():
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                from flame.atomic_io import atomic_write
-
-                original = item.image.to_original(item.landmarks)
-                atomic_write(cache, lambda stream, points=original: np.save(stream, points))
+                _save_landmarks(cache, item.image.to_original(item.landmarks))
             items.append(item)
         if not items:
+            continue
+        if fits is not None and round_index == 0:
+            _unwrap_fits(folder, model, scene, options, items, inputs, fits, crop_size, finish)
             continue
         names = [it.name for it in items]
         images = torch.tensor(np.stack([it.crop for it in items]), device=device).permute(0, 3, 1, 2).float()
@@ -306,33 +341,131 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
                 finish(name, {"status": "skipped", "stage": "fit", "reason": f"fit failed: {error}",
                               "input": str(inputs[name])})
             continue
-        seen = (unwrapped.confidence.reshape(len(items), -1)[:, model.surface.texel] > 0)
-        skin_fraction = (seen & model.face_texels[None]).sum(dim=1) / model.face_texels.sum().clamp_min(1)
-        for index, item in enumerate(items):
-            record = {
-                "input": str(inputs[item.name]),
-                "landmarks_source": item.source,
-                "photometric_error": float(outcome.photometric_error[index]),
-                "landmark_error_px": float(outcome.landmark_error[index]),
-                "skin_fraction": round(float(skin_fraction[index]), 4),
-            }
-            if outcome.status[index] != "done":
-                finish(item.name, {**record, "status": "skipped", "stage": "fit",
-                                   "reason": f"fit failed: {outcome.status[index]}"})
-                continue
-            if float(skin_fraction[index]) < options.min_skin:
-                finish(item.name, {**record, "status": "skipped", "stage": "unwrap",
-                                   "reason": f"too little skin visible: {100 * float(skin_fraction[index]):.1f}% "
-                                             f"of the face region, need {100 * options.min_skin:.0f}% (--min-skin)"})
-                continue
-            from flame.atomic_io import write_npz
-
-            write_npz(folder.fit_file(round_index, item.name), **outcome.params.item(index),
-                      photometric_error=record["photometric_error"], landmark_error_px=record["landmark_error_px"])
-            save_unwrap(folder.unwrap_file(round_index, item.name),
-                        unwrapped.albedo[index].cpu().numpy(), unwrapped.confidence[index].cpu().numpy())
-            finish(item.name, {**record, "status": "used"})
+        records = [{
+            "input": str(inputs[item.name]),
+            "landmarks_source": item.source,
+            "photometric_error": float(outcome.photometric_error[index]),
+            "landmark_error_px": float(outcome.landmark_error[index]),
+        } for index, item in enumerate(items)]
+        _record_unwrapped(folder, model, options, round_index, items, records, outcome.status,
+                          outcome.params, unwrapped, finish)
     bar.close()
+
+
+def _save_landmarks(path: Path, points: np.ndarray) -> None:
+    from flame.atomic_io import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda stream: np.save(stream, np.asarray(points, dtype=np.float64)))
+
+
+def _fit_coefficients(values: np.ndarray, size: int, what: str, strict: bool) -> np.ndarray:
+    """Zero-pad a fit's coefficient vector to ``size``; truncate it only when the dropped
+    coefficients are zero or ``strict`` is False (texture: the round's space is another one)."""
+    values = np.asarray(values, dtype=np.float32).reshape(-1)
+    if strict and values.size > size and np.any(values[size:] != 0):
+        raise ValueError(f"the fit has {values.size} {what} coefficients, this build's scene {size} "
+                         "(fit and build with the same model and component counts)")
+    out = np.zeros(size, dtype=np.float32)
+    out[:min(size, values.size)] = values[:size]
+    return out
+
+
+def _load_fit(folder: BuildFolder, options: BuildOptions, scene, fit_dir: Path, report: dict, path: Path, name: str):
+    """A finished ``flamefit fit`` result as ``(PreparedImage of the fit's crop square, parameter
+    dict of the scene's sizes)``. The photo is prepared again with the fit's landmarks (cached
+    for later rounds) at the fit's resolution; its crop must map to the photo exactly as the
+    report's ``crop_to_original`` says, or the photo changed since the fit.
+
+    Raises:
+        ValueError, InputError, OSError, KeyError: a missing or inconsistent result, with why.
+    """
+    from fitting.outputs import crop_to_original_matrix
+    from fitting.prepare import prepare_image
+
+    with np.load(fit_dir / "params.npz", allow_pickle=False) as data:
+        values = {key: data[key] for key in data.files}
+    camera_type = str(values.get("camera_type", "orthographic"))
+    if camera_type != scene.camera_type:
+        raise ValueError(f"the fit used a {camera_type} camera, this build fits with a {scene.camera_type} "
+                         "one (--camera)")
+    with np.load(fit_dir / "landmarks.npz", allow_pickle=False) as data:
+        detected = np.asarray(data["detected"], dtype=np.float64)
+    cache = folder.landmarks_file(name)
+    _save_landmarks(cache, detected)
+    item = prepare_image(path, name, resolution=int(values["resolution"]), landmarks_path=cache,
+                         mask_path=per_image_file(options.mask, path, (".png", ".jpg", ".npy")),
+                         detector=options.detector)
+    item.source = f"fit {fit_dir}"
+    expected = np.asarray(report["crop_to_original"], dtype=np.float64)
+    if "image_size" in report and list(item.image.original_size) != list(report["image_size"]):
+        raise ValueError(f"the photo is {list(item.image.original_size)} pixels, the fit's was "
+                         f"{list(report['image_size'])}: it changed since the fit")
+    if not np.allclose(crop_to_original_matrix(item), expected, rtol=0.0, atol=1e-6 * max(1.0, np.abs(expected).max())):
+        raise ValueError("the crop square from the fit's landmarks differs from the fit's crop_to_original")
+    start = scene.initial_parameters(1, "cpu").item(0)
+    params = {}
+    for key, strict in (("shape", True), ("expression", True), ("texture", False)):
+        params[key] = _fit_coefficients(values[key], start[key].size, key, strict)
+    for key in ("pose", "light", "camera"):
+        value = np.asarray(values[key], dtype=np.float32)
+        if value.shape != start[key].shape:
+            raise ValueError(f"the fit's {key} has shape {value.shape}, the scene needs {start[key].shape}")
+        params[key] = value
+    return item, params
+
+
+def _unwrap_fits(folder, model, scene, options, loaded, inputs, fits, crop_size, finish) -> None:
+    """Unwrap a batch of ``(PreparedImage, parameters)`` of ``flamefit fit`` results (no refit)."""
+    from fitting.parameters import FitParameters
+    from texture_space.unwrap import unwrap_photos
+
+    device = next(scene.buffers()).device
+    items = [item for item, _ in loaded]
+    params = FitParameters(**{key: torch.tensor(np.stack([p[key] for _, p in loaded]), device=device)
+                              for key in ("shape", "expression", "pose", "texture", "light", "camera")})
+    try:
+        with torch.no_grad():
+            photos_r, weights = _unwrap_inputs(items, crop_size, device)
+            unwrapped = unwrap_photos(scene, params, photos_r, weights, model.surface)
+    except (InputError, ValueError, RuntimeError) as error:
+        for item in items:
+            finish(item.name, {"status": "skipped", "stage": "unwrap", "reason": f"unwrap failed: {error}",
+                               "input": str(inputs[item.name])})
+        return
+    records = [{
+        "input": str(inputs[item.name]),
+        "landmarks_source": item.source,
+        "from_fit": str(Path(options.from_fits) / item.name),
+        "photometric_error": float(fits[item.name].get("photometric_error", float("nan"))),
+        "landmark_error_px": float(fits[item.name].get("landmark_error_px_crop", float("nan"))),
+    } for item in items]
+    _record_unwrapped(folder, model, options, 0, items, records, ["done"] * len(items), params, unwrapped, finish)
+
+
+def _record_unwrapped(folder, model, options, round_index, items, records, statuses, params, unwrapped, finish) -> None:
+    """Write each photo's fit, unwrap and record ("used", or "skipped" for a failed fit or too
+    little skin seen)."""
+    from flame.atomic_io import write_npz
+
+    seen = (unwrapped.confidence.reshape(len(items), -1)[:, model.surface.texel] > 0)
+    skin_fraction = (seen & model.face_texels[None]).sum(dim=1) / model.face_texels.sum().clamp_min(1)
+    for index, item in enumerate(items):
+        record = {**records[index], "skin_fraction": round(float(skin_fraction[index]), 4)}
+        if statuses[index] != "done":
+            finish(item.name, {**record, "status": "skipped", "stage": "fit",
+                               "reason": f"fit failed: {statuses[index]}"})
+            continue
+        if float(skin_fraction[index]) < options.min_skin:
+            finish(item.name, {**record, "status": "skipped", "stage": "unwrap",
+                               "reason": f"too little skin visible: {100 * float(skin_fraction[index]):.1f}% "
+                                         f"of the face region, need {100 * options.min_skin:.0f}% (--min-skin)"})
+            continue
+        write_npz(folder.fit_file(round_index, item.name), **params.item(index),
+                  photometric_error=record["photometric_error"], landmark_error_px=record["landmark_error_px"])
+        save_unwrap(folder.unwrap_file(round_index, item.name),
+                    unwrapped.albedo[index].cpu().numpy(), unwrapped.confidence[index].cpu().numpy())
+        finish(item.name, {**record, "status": "used"})
 
 
 # -- stages 2-4: complete, PCA, evaluate -------------------------------------------------------
@@ -491,6 +624,30 @@ def _copy_atomic(source: Path, target: Path) -> None:
 
 
 # -- the pipeline ------------------------------------------------------------------------------
+def fit_results(fits_dir: str | Path) -> tuple[list[tuple[Path, str]], dict[str, dict | None]]:
+    """The ``flamefit fit`` results under ``fits_dir``: ``[(photo, name)]`` (the photo its
+    ``report.json`` names, the folder name) and ``name -> report`` (None without a report).
+
+    Raises:
+        InputError: not a folder, or no result folders in it.
+    """
+    from fitting.results_io import read_report
+
+    fits_dir = Path(fits_dir)
+    if not fits_dir.is_dir():
+        raise InputError(fits_dir, "--from-fits must be the output folder of `flamefit fit`")
+    photos, reports = [], {}
+    for result in sorted(p for p in fits_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        report = read_report(result)
+        if report is None and not (result / "params.npz").is_file():
+            continue  # not a result folder
+        photos.append((Path(report["input"]) if report and report.get("input") else result, result.name))
+        reports[result.name] = report
+    if not photos:
+        raise InputError(fits_dir, "no `flamefit fit` results (<name>/report.json) in this folder")
+    return photos, reports
+
+
 def build_texture_space(
     inputs: list[str | Path],
     out_dir: str | Path,
@@ -501,12 +658,15 @@ def build_texture_space(
 ) -> BuildSummary:
     """Build an albedo space from the photos in ``inputs`` (files, folders, globs) into ``out_dir``.
 
+    With ``options.from_fits`` the photos are those of the ``flamefit fit`` results there
+    (``inputs`` must be empty) and round 0 unwraps them with the fitted parameters.
+
     Resumable: a rerun with the same settings skips finished rounds and, in the current round,
     photos that already have a record. Writes ``DIR/texture_space.npz`` (the last round's),
     ``rounds.json`` and ``summary.txt`` (see :mod:`texture_space.state`).
 
     Args:
-        inputs: photos (files, folders of images, glob patterns).
+        inputs: photos (files, folders of images, glob patterns); empty with ``from_fits``.
         out_dir: the build folder.
         options: :class:`BuildOptions`.
         on_photo: called as ``on_photo(round, name, record)`` after each photo is recorded.
@@ -516,7 +676,8 @@ def build_texture_space(
         :class:`BuildSummary`.
 
     Raises:
-        InputError: no photos, or too few usable ones for a space.
+        InputError: no photos (or fits), photos and ``from_fits`` together, or too few usable
+            photos for a space.
         ValueError: the folder holds a build made with other fixed settings.
     """
     from fitting.fit_images import collect_inputs, output_names
@@ -527,10 +688,17 @@ def build_texture_space(
     if options.bootstrap not in ("constant", "model"):
         raise ValueError(f"bootstrap must be 'constant' or 'model', got {options.bootstrap!r}")
     out_dir = Path(out_dir)
-    paths = collect_inputs(inputs)
-    if not paths:
-        raise InputError(None, "no photos given; pass image files, folders or glob patterns")
-    photos = list(zip(paths, output_names(paths)))
+    fits = None
+    if options.from_fits is not None:
+        if inputs:
+            raise InputError(None, "give photos or --from-fits, not both: with --from-fits the photos are "
+                                   "the ones its fits were made from")
+        photos, fits = fit_results(options.from_fits)
+    else:
+        paths = collect_inputs(inputs)
+        if not paths:
+            raise InputError(None, "no photos given; pass image files, folders or glob patterns")
+        photos = list(zip(paths, output_names(paths)))
     torch.manual_seed(options.seed)
     device = torch.device(options.device)
     model = _load_model(options, device)
@@ -545,7 +713,8 @@ def build_texture_space(
         report = folder.finished_round(round_index)
         if report is None:
             scene = _scene(model, options, space, device)
-            _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on_photo, show_progress)
+            _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on_photo, show_progress,
+                                  fits=fits)
             report = _build_round_space(folder, model, options, round_index, photos, show_progress)
         else:
             log.info("round %d already finished; reusing %s", round_index, folder.space_file(round_index))

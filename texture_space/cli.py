@@ -39,7 +39,7 @@ def cmd_build_texture_space(args: argparse.Namespace) -> int:
         mask=args.mask, init_space=args.init_space, bootstrap=args.bootstrap,
         flame_dir=args.flame_dir, demo_head=args.demo_head, camera=args.camera, seed=args.seed,
         min_skin=args.min_skin, holdout=args.holdout, completion=args.completion,
-        detector=args.detector, backend=args.backend, keep_stacks=args.keep_stacks,
+        detector=args.detector, backend=args.backend, keep_stacks=args.keep_stacks, from_fits=args.from_fits,
     )
     summary = build_texture_space(args.inputs, args.out, options)
     for name, reason in sorted(summary.skipped.items()):
@@ -69,10 +69,11 @@ def add_subcommands(subparsers) -> None:
                     "each into UV space (de-lit, with per-texel visibility), complete unseen texels, "
                     "take a PCA and save the space (FLAME_texture.npz layout); repeat for --rounds, "
                     "refitting with the new space. Round 0 starts from a constant skin albedo (or "
-                    "--init-space). Resumable: rerun the same command after a crash. Writes "
+                    "--init-space), or from existing `flamefit fit` results (--from-fits). Resumable: rerun the same command after a crash. Writes "
                     "OUT/texture_space.npz, rounds.json, summary.txt and per-round folders.",
     )
-    build.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns")
+    build.add_argument("inputs", nargs="*",
+                       help="image files, folders of images, or glob patterns (none with --from-fits)")
     build.add_argument("--out", type=Path, required=True, help="build folder (state, per-round results, final space)")
     build.add_argument("--components", type=int, default=50, help="components K of the space (default 50)")
     build.add_argument("--rounds", type=int, default=2, help="fit-unwrap-PCA rounds (default 2)")
@@ -107,6 +108,11 @@ def add_subcommands(subparsers) -> None:
     build.add_argument("--detector", choices=("auto", "dlib", "fan"), default="auto", help="face/landmark detector")
     build.add_argument("--backend", choices=("auto", "torch", "nvdiffrast"), default="auto",
                        help="rasteriser: auto = nvdiffrast on CUDA when installed, else torch")
+    build.add_argument("--from-fits", type=Path, default=None, metavar="DIR",
+                       help="take round 0's fits from this `flamefit fit` output folder instead of fitting: "
+                            "each DIR/<name>/ that is done is unwrapped with its parameters from the photo its "
+                            "report names (same crop); failed fits are skipped with their reason; later "
+                            "rounds refit as usual")
     build.add_argument("--keep-stacks", action="store_true",
                        help="keep each round's memory-mapped map stacks (large) after its space is saved")
     build.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -5,10 +5,12 @@
     DIR/
       build.json                 settings that must not change between reruns
       landmarks/<name>.npy       the 68 landmarks of each photo (original photo pixels), found
-                                 once and reused by every later round and rerun
+                                 once and reused by every later round and rerun (with
+                                 --from-fits: the fit's detected landmarks)
       round_00/
         photos/<name>.json       per photo: "used" or "skipped" with the reason (written last)
-        fits/<name>.npz          fitted parameters (params.npz names) + fit errors
+        fits/<name>.npz          fitted parameters (params.npz names) + fit errors (round 0 with
+                                 --from-fits: the flamefit fit parameters, resized to the scene)
         unwraps/<name>.npz       albedo (H, W, 3) and confidence (H, W), float16
         texture_space.npz        the round's space (FLAME_texture.npz layout)
         report.json              the round's figures (written last: the round is finished)
@@ -33,7 +35,7 @@ from fitting.results_io import write_json
 from flame.atomic_io import write_npz
 
 SETTINGS_NAME = "build.json"
-FIXED_SETTINGS = ("resolution", "components", "model", "camera", "bootstrap", "init_space", "seed")
+FIXED_SETTINGS = ("resolution", "components", "model", "camera", "bootstrap", "init_space", "seed", "from_fits")
 """Settings a rerun must share with the run that made the folder (others may change)."""
 
 
