@@ -32,3 +32,13 @@ def one_thread():
     with threadpool_limits(limits=1, user_api="blas"):
         yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module(demo_head_dir):
+    """Module-wide environment: the session's demo head as the model cache (commands that pick
+    their model themselves then use it); more variables can be set on the returned patcher."""
+    patcher = pytest.MonkeyPatch()
+    patcher.setenv("FLAMEFIT_CACHE", str(demo_head_dir.parent))
+    yield patcher
+    patcher.undo()

@@ -92,14 +92,6 @@ def built(photos, demo_head_dir, monkeypatch_module):
     return summary
 
 
-@pytest.fixture(scope="module")
-def monkeypatch_module(demo_head_dir):
-    """The session's demo head as the pipeline's model cache."""
-    patcher = pytest.MonkeyPatch()
-    patcher.setenv("FLAMEFIT_CACHE", str(demo_head_dir.parent))
-    yield patcher
-    patcher.undo()
-
 
 def test_recovers_the_known_subspace(built, photos):
     _, _, true_basis, covered = photos

@@ -22,7 +22,7 @@ from fitting.parameters import FitParameters
 from fitting.scene import HeadScene
 from flame.selection import files_in
 from flame.texture_space_io import load_texture_space
-from test_texture_space_build import monkeypatch_module, render_photos  # noqa: F401 (fixture)
+from test_texture_space_build import render_photos
 from texture_space.build import BuildOptions, build_texture_space
 from texture_space.state import load_unwrap
 from texture_space.unwrap import texel_surface, unwrap_photos
@@ -35,7 +35,7 @@ PARAMETERS = ("shape", "expression", "pose", "light", "camera")
 
 
 @pytest.fixture(scope="module")
-def photos(demo_head_dir, tmp_path_factory, monkeypatch_module):  # noqa: F811
+def photos(demo_head_dir, tmp_path_factory, monkeypatch_module):
     folder = tmp_path_factory.mktemp("round_faces")
     render_photos(demo_head_dir, folder, N_PHOTOS)
     return folder
