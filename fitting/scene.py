@@ -37,7 +37,6 @@ class SceneRender:
         image: ``(B, 3, R, R)`` lit albedo on covered pixels, 0 elsewhere.
         alpha: ``(B, 1, R, R)`` coverage.
         face_mask: ``(B, 1, R, R)`` coverage of the face region (the photometric term's area).
-        albedo: ``(B, 3, R, R)`` unlit albedo.
         landmarks_px: ``(B, 68, 2)`` the 68 fitting landmarks in crop pixels.
         vertices: ``(B, V, 3)`` posed vertices, model space.
     """
@@ -45,7 +44,6 @@ class SceneRender:
     image: torch.Tensor
     alpha: torch.Tensor
     face_mask: torch.Tensor
-    albedo: torch.Tensor
     landmarks_px: torch.Tensor
     vertices: torch.Tensor
 
@@ -228,7 +226,6 @@ class HeadScene(nn.Module):
             image=rendered.image,
             alpha=rendered.alpha,
             face_mask=face_mask,
-            albedo=rendered.albedo,
             landmarks_px=camera.project(out.landmarks)[..., :2],
             vertices=out.vertices,
         )

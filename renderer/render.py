@@ -34,12 +34,14 @@ class RenderOutput:
             elsewhere (0 unless given).
         alpha: ``(B, 1, H, W)`` coverage, 1 on covered pixels, 0 elsewhere (float).
         fragments: the rasteriser's :class:`renderer.fragments.Fragments`.
-        albedo: ``(B, 3, H, W)`` unlit colour (0 on background).
-        shading: ``(B, 3, H, W)`` SH shading (0 on background); built from the compact
-            per-pixel values when first read (most callers never read it).
+        albedo: ``(B, 3, H, W)`` unlit colour (0 on background); like ``shading`` and
+            ``normals`` built from the compact per-pixel values when first read (the fit never
+            reads them, so its hot loop does not pay for the dense images).
+        shading: ``(B, 3, H, W)`` SH shading (0 on background).
         normals: ``(B, 3, H, W)`` unit model-space normals (0 on background); built like
             ``shading``.
         region_masks: name -> ``(B, 1, H, W)`` bool per-pixel region masks.
+        albedo_covered: ``(C, N)`` albedo at ``fragments.pixel_index`` (channel-major).
         shading_covered: ``(C, N)`` shading at ``fragments.pixel_index`` (channel-major).
         normals_covered: ``(3, N)`` unit normals there.
     """
@@ -47,10 +49,14 @@ class RenderOutput:
     image: torch.Tensor
     alpha: torch.Tensor
     fragments: Fragments
-    albedo: torch.Tensor
+    albedo_covered: torch.Tensor
     shading_covered: torch.Tensor
     normals_covered: torch.Tensor
     region_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def albedo(self) -> torch.Tensor:
+        return _to_chw(self.albedo_covered, self.fragments)
 
     @property
     def shading(self) -> torch.Tensor:
@@ -209,7 +215,7 @@ def render_textured(
         image=image,
         alpha=alpha,
         fragments=fragments,
-        albedo=_to_chw(albedo, fragments),
+        albedo_covered=albedo,
         shading_covered=shading,
         normals_covered=pixel_normals,
         region_masks=_region_masks(vertex_masks, fragments, faces),
@@ -255,7 +261,7 @@ def render_shape(
         image=image,
         alpha=alpha,
         fragments=fragments,
-        albedo=alpha * rgb.view(1, 3, 1, 1),
+        albedo_covered=rgb[:, None].expand(-1, shading.shape[1]),
         shading_covered=shading,
         normals_covered=pixel_normals,
         region_masks=_region_masks(vertex_masks, fragments, faces),
