@@ -138,14 +138,20 @@ def test_no_face(tmp_path):
     check_failed(tmp_path / "out", "wall", "no face")
 
 
-def test_several_faces_fits_the_largest_and_says_so(tmp_path):
+def two_faces_photo(folder):
+    """The astronaut's face twice: a large copy on the left, a smaller one on the right."""
     face = data.astronaut()[20:260, 120:360]
     small = np.asarray(Image.fromarray(face).resize((160, 160)))
     canvas = np.full((300, 560, 3), 200, np.uint8)
     canvas[30:270, 10:250] = face
     canvas[70:230, 330:490] = small
-    path = tmp_path / "two.png"
+    path = folder / "two.png"
     Image.fromarray(canvas).save(path)
+    return path
+
+
+def test_several_faces_fits_the_largest_and_says_so(tmp_path):
+    path = two_faces_photo(tmp_path)
     summary = fit_images([path], tmp_path / "out", quick(), show_progress=False)
     assert summary.fitted == ["two"]
     rep = report(tmp_path / "out" / "two")
@@ -225,13 +231,7 @@ def test_unwritable_output_folder_is_one_clear_error(astronaut_path, tmp_path, c
 
 
 def test_face_option_picks_another_face(tmp_path):
-    face = data.astronaut()[20:260, 120:360]
-    small = np.asarray(Image.fromarray(face).resize((160, 160)))
-    canvas = np.full((300, 560, 3), 200, np.uint8)
-    canvas[30:270, 10:250] = face
-    canvas[70:230, 330:490] = small
-    path = tmp_path / "two.png"
-    Image.fromarray(canvas).save(path)
+    path = two_faces_photo(tmp_path)
     summary = fit_images([path], tmp_path / "out", quick(face_index=1), show_progress=False)
     assert summary.fitted == ["two"]
     with np.load(tmp_path / "out" / "two" / "landmarks.npz") as lmk:
