@@ -19,6 +19,7 @@ from flame.texture_space_io import load_texture_space
 from renderer.visualize import to_uint8
 from texture_space.build import BuildOptions, build_texture_space
 from texture_space.evaluation import principal_angles
+from texture_space.state import BuildFolder, load_unwrap
 from texture_space.synthetic import smooth_fields
 from texture_space.uv_raster import rasterize_uv
 
@@ -84,28 +85,56 @@ def photos(demo_head_dir, tmp_path_factory, monkeypatch_module):
 @pytest.fixture(scope="module")
 def built(photos, demo_head_dir, monkeypatch_module):
     folder, *_ = photos
+    # 30 rigid steps suffice with exact landmarks; the 200 full steps matter: with 50 the
+    # unwrapped albedo's error on seen texels was 0.09 instead of 0.065 (mostly a light not yet
+    # converged) and the largest principal angle 39 deg instead of 34.
     options = BuildOptions(
-        components=TRUE_K, rounds=1, resolution=UV, batch_size=N_PHOTOS, iters=(100, 50), fit_resolution=80,
+        components=TRUE_K, rounds=1, resolution=UV, batch_size=N_PHOTOS, iters=(30, 200), fit_resolution=80,
         unwrap_crop=PHOTO, landmarks=folder / "landmarks", demo_head=True, bootstrap="model", min_skin=0.05,
     )
     summary = build_texture_space([folder / "photos"], folder / "build", options, show_progress=False)
     return summary
 
 
+def often_seen_texels(built) -> np.ndarray:
+    """``(H, W)`` texels that at least half of the training photos saw."""
+    report = built.rounds[0]
+    train = [name for name in built.used if name not in report["holdout"]]
+    state = BuildFolder(built.out_dir)
+    seen = np.stack([load_unwrap(state.unwrap_file(0, name))[1] > 0 for name in train])
+    return seen.mean(axis=0) >= 0.5
 
-def test_recovers_the_known_subspace(built, photos):
-    _, _, true_basis, covered = photos
+
+def captured_energy(angles_deg: np.ndarray) -> float:
+    return float(np.mean(np.cos(np.radians(angles_deg)) ** 2))
+
+
+def test_recovers_the_known_subspace_where_the_photos_see_the_face(built, photos):
+    """Texels no photo sees (the back of the head, under the chin, inside the ears: about three
+    quarters of the true components' energy) can only be completed, never recovered, so the
+    subspaces are compared on the texels at least half of the photos saw."""
+    _, mean, true_basis, covered = photos
     space = load_texture_space(built.space_path)
     assert space.n_components == TRUE_K and space.resolution == UV
-    angles = np.degrees(principal_angles(space.basis[covered], true_basis[covered]))
-    captured = float(np.mean(np.cos(np.radians(angles)) ** 2))
-    print("principal angles (deg):", np.round(angles, 1), "captured energy:", round(captured, 3))
-    # measured: angles 67, 60, 57, 47 deg; captured 0.29 (a random 4-d subspace of the ~12k
-    # covered values captures ~0.0003). Fits of 150 steps leave pose/shape errors that smear
-    # the unwrapped maps, so the bound is loose but far from chance.
-    assert angles.min() < 55.0
-    assert angles.max() < 80.0
-    assert captured > 0.15
+    seen = often_seen_texels(built) & covered
+    assert 0.15 < seen.sum() / covered.sum() < 0.6
+    angles = np.degrees(principal_angles(space.basis[seen], true_basis[seen]))
+    # One photo cannot tell an albedo's overall colour from its light's: each unwrapped map is
+    # off by a per-photo gain per channel, i.e. along the mean's three colour channels. Against
+    # the true basis plus those three directions the remaining angles measure everything else.
+    colour_gain = np.stack([np.where(np.arange(3) == c, mean, 0.0) for c in range(3)], axis=-1)
+    with_gain = np.degrees(principal_angles(space.basis[seen], np.concatenate([true_basis, colour_gain], -1)[seen]))
+    everywhere = np.degrees(principal_angles(space.basis[covered], true_basis[covered]))
+    print("principal angles (deg) on seen texels:", np.round(angles, 1), "captured", round(captured_energy(angles), 3),
+          "| with colour gain:", np.round(with_gain, 1), "captured", round(captured_energy(with_gain), 3),
+          "| on all texels:", np.round(everywhere, 1))
+    # measured: seen 34, 22, 18, 16 deg (captured 0.84); with colour gain 22, 19, 18, 14 (0.90);
+    # on all covered texels 64, 58, 54, 45. A random 4-d subspace of the ~3000 seen values has
+    # all four angles above 85 deg (captured ~0.001).
+    assert angles.max() < 42.0 and angles.min() < 22.0
+    assert captured_energy(angles) > 0.75
+    assert with_gain.max() < 30.0
+    assert captured_energy(with_gain) > 0.82
 
 
 def test_held_out_photos_are_reconstructed_better_than_by_the_mean(built):
@@ -113,8 +142,8 @@ def test_held_out_photos_are_reconstructed_better_than_by_the_mean(built):
     assert report["n_holdout"] >= 2 and report["n_train"] + report["n_holdout"] == N_PHOTOS
     gen = report["generalisation"]
     print("generalisation:", gen["rmse_space"], "mean only:", gen["rmse_mean_only"])
-    # measured: 0.107 against 0.141
-    assert gen["rmse_space"] < 0.85 * gen["rmse_mean_only"]
+    # measured: 0.073 against 0.125
+    assert gen["rmse_space"] < 0.7 * gen["rmse_mean_only"]
     assert report["fit"]["photometric_error_mean"] < 0.02
     assert 0 < report["compactness"]["1"] < report["compactness"][str(TRUE_K)] <= 1.0
 
