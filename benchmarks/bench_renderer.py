@@ -100,11 +100,11 @@ def time_steps(mesh, image_size, batch, device, backend, repeats, warmup, cull=F
     times, cpu_times = [], []
     for _ in range(repeats):
         if device.type == "cuda":
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
         start, cpu_start = time.perf_counter(), time.process_time()
         out = step()
         if device.type == "cuda":
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
     coverage = float(out.alpha.mean())

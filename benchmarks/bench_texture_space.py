@@ -130,11 +130,11 @@ def unwrap_case(resolution: int, batch: int, device: str, repeats: int) -> dict:
     times = []
     for _ in range(repeats):
         if device.startswith("cuda"):
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
         start = time.perf_counter()
         unwrap_photos(scene, params, photos, weights, surface)
         if device.startswith("cuda"):
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
     best = min(times)
     return {"resolution": resolution, "batch": batch, "device": device, "texels": surface.n_texels,

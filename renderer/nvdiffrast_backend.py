@@ -71,19 +71,38 @@ def _plugin_build_directory(dr_module) -> str | None:
         return None
 
 
-def load_nvdiffrast():
+def _cuda_index(device) -> int:
+    device = torch.device("cuda" if device is None else device)
+    return torch.cuda.current_device() if device.index is None else device.index
+
+
+def load_nvdiffrast(device=None):
     """Import ``nvdiffrast.torch``, make its plugin importable, and build its CUDA context.
 
+    Args:
+        device: the CUDA device the context is for (default: the current one). nvdiffrast
+            refuses tensors on another device than its context's, so each device gets its own.
+
     Returns:
-        ``(nvdiffrast.torch module, RasterizeCudaContext)``.
+        ``(nvdiffrast.torch module, RasterizeCudaContext on that device)``.
 
     Raises:
         NvdiffrastUnavailable: with the reason (not installed, no CUDA, plugin build failed).
     """
     if "error" in _STATE:
         raise NvdiffrastUnavailable(str(_STATE["error"]))
-    if "module" in _STATE:
-        return _STATE["module"], _STATE["context"]
+    if "module" not in _STATE:
+        _load_module(device)
+    dr, contexts = _STATE["module"], _STATE["contexts"]
+    index = _cuda_index(device)
+    if index not in contexts:
+        contexts[index] = dr.RasterizeCudaContext(device=index)
+    return dr, contexts[index]
+
+
+def _load_module(device) -> None:
+    """Import nvdiffrast and build its plugin with a first context on ``device``; a failure is
+    remembered and raised again on every later call."""
     try:
         if not torch.cuda.is_available():
             raise NvdiffrastUnavailable("nvdiffrast needs CUDA, and torch.cuda.is_available() is False")
@@ -98,7 +117,8 @@ def load_nvdiffrast():
         if build_dir and build_dir not in sys.path:
             sys.path.insert(0, build_dir)
         try:
-            context = dr.RasterizeCudaContext()
+            index = _cuda_index(device)
+            context = dr.RasterizeCudaContext(device=index)
         except Exception as exc:  # noqa: BLE001 - JIT build/import errors come in many types
             raise NvdiffrastUnavailable(
                 f"nvdiffrast's CUDA plugin could not be built or imported ({type(exc).__name__}: {exc}); "
@@ -107,17 +127,17 @@ def load_nvdiffrast():
     except NvdiffrastUnavailable as exc:
         _STATE["error"] = str(exc)
         raise
-    _STATE["module"], _STATE["context"] = dr, context
+    _STATE["module"], _STATE["contexts"] = dr, {index: context}
     log.info("nvdiffrast loaded (plugin directory %s)", build_dir)
-    return dr, context
 
 
-def nvdiffrast_available() -> bool:
-    """True when nvdiffrast can rasterise here (installed, CUDA present, plugin loads)."""
+def nvdiffrast_available(device=None) -> bool:
+    """True when nvdiffrast can rasterise here (installed, CUDA present, plugin loads), on
+    ``device`` (default: the current CUDA device)."""
     if importlib.util.find_spec("nvdiffrast") is None or not torch.cuda.is_available():
         return False
     try:
-        load_nvdiffrast()
+        load_nvdiffrast(device)
     except NvdiffrastUnavailable:
         return False
     return True
@@ -129,7 +149,7 @@ def require_nvdiffrast(device: torch.device) -> None:
         raise NvdiffrastUnavailable(
             f"backend='nvdiffrast' needs CUDA tensors, got tensors on {device}; move them to CUDA or use backend='torch'"
         )
-    load_nvdiffrast()
+    load_nvdiffrast(device)
 
 
 def to_clip_space(
@@ -172,7 +192,7 @@ def rasterize_visibility_nvdiffrast(
 
     Same conventions and drop rules as :func:`renderer.rasterize.rasterize_visibility`.
     """
-    dr, context = load_nvdiffrast()
+    dr, context = load_nvdiffrast(vertices_screen.device)
     vertices = vertices_screen.detach().float()
     batch = vertices.shape[0]
     n_faces = faces.shape[0]

@@ -148,7 +148,7 @@ def _choose_backend(backend: str, vertices_screen: torch.Tensor) -> str:
     if backend == "nvdiffrast":
         require_nvdiffrast(vertices_screen.device)
         return "nvdiffrast"
-    return "nvdiffrast" if vertices_screen.is_cuda and nvdiffrast_available() else "torch"
+    return "nvdiffrast" if vertices_screen.is_cuda and nvdiffrast_available(vertices_screen.device) else "torch"
 
 
 _TILE = 4  # visibility tiles are _TILE x _TILE pixels

@@ -110,3 +110,14 @@ def test_texture_offset_explains_albedo_outside_the_space(scene):
             contrast = fitted[0, 0] - fitted[0, 1]
             assert contrast[peak].mean() - contrast[far].mean() > 0.15
     assert errors[True] < errors[False]
+
+
+def test_scene_to_moves_every_tensor(demo_head_dir):
+    """``--device cuda`` moves the scene with ``.to``: a tensor kept as a plain attribute instead
+    of a buffer would stay on the CPU and fail the first render."""
+    moved = HeadScene.from_model_files(files_in(demo_head_dir, kind="demo")).to("meta")
+    assert moved.albedo.n_components > 0
+    left = [f"{name}.{key}" for name, module in moved.named_modules() for key, value in vars(module).items()
+            if isinstance(value, torch.Tensor) and not value.is_meta]
+    left += [name for name, value in moved.named_buffers() if not value.is_meta]
+    assert not left

@@ -24,6 +24,38 @@ def test_unknown_backend_and_unavailable_nvdiffrast_give_clear_errors():
     assert torch.equal(auto.face_index, rasterize(v, f, (4, 4)).face_index)
 
 
+def test_nvdiffrast_gets_a_context_on_the_tensors_device(monkeypatch):
+    """nvdiffrast refuses tensors on another GPU than its context's (e.g. ``--device cuda:1``):
+    one context per device, made once (checked with a stand-in nvdiffrast, no GPU needed)."""
+    import sys
+    import types
+
+    from renderer import nvdiffrast_backend
+
+    made = []
+
+    class Context:
+        def __init__(self, device):
+            self.device = device
+            made.append(self)
+
+    fake = types.ModuleType("nvdiffrast.torch")
+    fake.RasterizeCudaContext = Context
+    monkeypatch.setitem(sys.modules, "nvdiffrast", types.ModuleType("nvdiffrast"))
+    monkeypatch.setitem(sys.modules, "nvdiffrast.torch", fake)
+    monkeypatch.setattr(nvdiffrast_backend, "_STATE", {})
+    monkeypatch.setattr(nvdiffrast_backend, "_plugin_build_directory", lambda dr: None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+
+    nvdiffrast_backend.require_nvdiffrast(torch.device("cuda:1"))  # what rasterize(backend="nvdiffrast") does
+    _, on_1 = nvdiffrast_backend.load_nvdiffrast(torch.device("cuda", 1))
+    _, current = nvdiffrast_backend.load_nvdiffrast()
+    assert on_1.device == 1 and current.device == 0
+    assert nvdiffrast_backend.load_nvdiffrast("cuda:0")[1] is current
+    assert len(made) == 2
+
+
 def _scene(camera_kind, device):
     v, f, _, _ = head_like_mesh(4000)
     v = v[None].to(device).repeat(2, 1, 1)
