@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from renderer.shading import constant_light
+
 PARAMETER_NAMES = ("shape", "expression", "pose", "texture", "light", "camera")
 
 
@@ -47,14 +49,12 @@ class FitParameters:
         camera: torch.Tensor, device: torch.device | str = "cpu",
     ) -> "FitParameters":
         """Neutral start: zero coefficients and pose, ambient white light, the given camera."""
-        light = torch.zeros(batch, 9, 3, device=device)
-        light[:, 0, :] = 1.0 / 0.886227  # constant SH band: unit irradiance (DECA's scaling)
         return cls(
             shape=torch.zeros(batch, n_shape, device=device),
             expression=torch.zeros(batch, n_expression, device=device),
             pose=torch.zeros(batch, 15, device=device),
             texture=torch.zeros(batch, n_texture, device=device),
-            light=light,
+            light=constant_light(1.0, batch, device=device),  # shading 1 everywhere
             camera=camera.to(device).expand(batch, -1).clone(),
         )
 

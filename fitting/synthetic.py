@@ -11,6 +11,7 @@ import torch
 
 from fitting.parameters import FitParameters
 from fitting.scene import HeadScene
+from renderer.shading import SH_CONSTANT_FACTORS
 
 
 @dataclass
@@ -35,7 +36,8 @@ class SyntheticBatch:
 def random_parameters(scene: HeadScene, batch: int, generator: torch.Generator,
                       spread: float = 1.0) -> FitParameters:
     """Plausible random parameters: identity/expression/albedo coefficients, a head turned up
-    to ~20 degrees, a slightly open jaw, a random directional light and a centred camera."""
+    to ~20 degrees, a slightly open jaw, a random ambient (shading 0.55-0.8 per channel) plus
+    directional light and a centred camera."""
     def normal(*size: int) -> torch.Tensor:
         return torch.randn(*size, generator=generator)
 
@@ -49,7 +51,8 @@ def random_parameters(scene: HeadScene, batch: int, generator: torch.Generator,
     truth.texture[:] = normal(batch, truth.texture.shape[1]) * 0.8 * spread
     direction = normal(batch, 3) * 0.25 + torch.tensor([0.0, 0.2, 0.4])
     truth.light[:, 1:4, :] = direction[:, :, None] * (0.8 + 0.4 * torch.rand(batch, 1, 3, generator=generator))
-    truth.light[:, 0, :] *= 0.8 + 0.4 * torch.rand(batch, 3, generator=generator)
+    ambient = 0.55 + 0.25 * torch.rand(batch, 3, generator=generator)  # the constant band's shading
+    truth.light[:, 0, :] = ambient / SH_CONSTANT_FACTORS[0]
     if scene.camera_type == "orthographic":
         truth.camera[:, 0] = 7.0 + torch.rand(batch, generator=generator)
         truth.camera[:, 1:] = normal(batch, 2) * 0.01
