@@ -111,9 +111,10 @@ def captured_energy(angles_deg: np.ndarray) -> float:
 
 
 def test_recovers_the_known_subspace_where_the_photos_see_the_face(built, photos):
-    """Texels no photo sees (the back of the head, under the chin, inside the ears: about three
-    quarters of the true components' energy) can only be completed, never recovered, so the
-    subspaces are compared on the texels at least half of the photos saw."""
+    """Texels that no or few photos see (the back of the head, under the chin, the ears) can
+    only be completed, not recovered, and about three quarters of the true components' energy
+    lies on texels fewer than half of the photos saw; so the subspaces are compared on the
+    texels at least half of the photos saw."""
     _, mean, true_basis, covered = photos
     space = load_texture_space(built.space_path)
     assert space.n_components == TRUE_K and space.resolution == UV
