@@ -87,9 +87,10 @@ def rigid_joint_transforms(
     relative[:, 1:] = joints[:, 1:] - joints[:, parents[1:]]
     local = _homogeneous(rotations.reshape(-1, 3, 3), relative.reshape(-1, 3, 1))
     local = local.view(batch, n_joints, 4, 4)
+    parent_of = parents.tolist()  # one host read, not one per joint (a GPU sync each)
     chain = [local[:, 0]]
     for joint in range(1, n_joints):
-        chain.append(torch.matmul(chain[int(parents[joint])], local[:, joint]))
+        chain.append(torch.matmul(chain[parent_of[joint]], local[:, joint]))
     world = torch.stack(chain, dim=1)  # (B, J, 4, 4)
     posed_joints = world[:, :, :3, 3]
     # Remove the rest-pose joint location: G_k @ [I | -J_k].

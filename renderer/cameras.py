@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from renderer.device_constants import device_constant
+
 __all__ = [
     "OrthographicCamera",
     "PerspectiveCamera",
@@ -38,7 +40,7 @@ FRONT_FACING_ROTATION = ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0))
 
 def front_facing_rotation(batch: int = 1, dtype=torch.float32, device=None) -> torch.Tensor:
     """``(B, 3, 3)`` OpenCV rotation of a camera in front of the face: ``diag(1, -1, -1)``."""
-    rotation = torch.tensor(FRONT_FACING_ROTATION, dtype=dtype, device=device)
+    rotation = device_constant(FRONT_FACING_ROTATION, dtype, device)
     return rotation.expand(batch, 3, 3).clone()
 
 

@@ -37,6 +37,7 @@ import sys
 
 import torch
 
+from renderer.device_constants import device_constant
 from renderer.fragments import Fragments
 
 __all__ = [
@@ -206,7 +207,7 @@ def rasterize_visibility_nvdiffrast(
         keep &= z.amin(dim=2) > near
     clip = to_clip_space(vertices, image_size, perspective_correct, near)  # (B, V, 4)
     corner_clip = clip[:, faces.reshape(-1)].view(batch, n_faces, 3, 4)
-    outside = torch.tensor([2.0, 2.0, 2.0, 1.0], device=clip.device)
+    outside = device_constant((2.0, 2.0, 2.0, 1.0), clip.dtype, clip.device)
     corner_clip = torch.where(keep[..., None, None], corner_clip, outside)
     corner_clip = torch.nan_to_num(corner_clip, nan=2.0, posinf=2.0, neginf=2.0)
     tri = torch.arange(3 * n_faces, device=clip.device, dtype=torch.int32).view(n_faces, 3)

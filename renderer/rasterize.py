@@ -130,25 +130,35 @@ def _check_inputs(
     height, width = (int(image_size[0]), int(image_size[1]))
     if height <= 0 or width <= 0:
         raise ValueError(f"image_size must be positive (H, W), got {image_size}")
-    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= vertices_screen.shape[1]):
-        raise ValueError(
-            f"faces index vertices outside [0, {vertices_screen.shape[1]}): "
-            f"min {int(faces.min())}, max {int(faces.max())}"
-        )
+    if faces.numel():
+        lowest, highest = (int(x) for x in torch.stack(torch.aminmax(faces)).tolist())  # one host read
+        if lowest < 0 or highest >= vertices_screen.shape[1]:
+            raise ValueError(
+                f"faces index vertices outside [0, {vertices_screen.shape[1]}): min {lowest}, max {highest}"
+            )
     return vertices_screen, faces, (height, width)
 
 
-def _choose_backend(backend: str, vertices_screen: torch.Tensor) -> str:
+def resolve_backend(backend: str, device: torch.device | str) -> str:
+    """The rasteriser that ``backend`` means for tensors on ``device``: ``"torch"`` or
+    ``"nvdiffrast"``. ``"auto"`` is nvdiffrast when it is installed and loads on that CUDA
+    device, torch otherwise; an explicit ``"nvdiffrast"`` raises
+    :class:`renderer.nvdiffrast_backend.NvdiffrastUnavailable` when it cannot run there."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "torch":
         return "torch"
     from renderer.nvdiffrast_backend import nvdiffrast_available, require_nvdiffrast
 
+    device = torch.device(device)
     if backend == "nvdiffrast":
-        require_nvdiffrast(vertices_screen.device)
+        require_nvdiffrast(device)
         return "nvdiffrast"
-    return "nvdiffrast" if vertices_screen.is_cuda and nvdiffrast_available(vertices_screen.device) else "torch"
+    return "nvdiffrast" if device.type == "cuda" and nvdiffrast_available(device) else "torch"
+
+
+def _choose_backend(backend: str, vertices_screen: torch.Tensor) -> str:
+    return resolve_backend(backend, vertices_screen.device)
 
 
 _TILE = 4  # visibility tiles are _TILE x _TILE pixels
@@ -300,7 +310,7 @@ def rasterize_visibility(
 def _chunks_of_triangles(tile_counts: torch.Tensor, max_tiles: int):
     """Yield ``(lo, hi, n_tiles)``: consecutive triangle ranges holding at most ``max_tiles``
     tiles each (or one triangle that alone holds more)."""
-    ends = torch.cumsum(tile_counts, 0)
+    ends = torch.cumsum(tile_counts, 0).cpu()  # one host read plans every chunk
     total = int(ends[-1])
     if total == 0:
         return
@@ -309,7 +319,7 @@ def _chunks_of_triangles(tile_counts: torch.Tensor, max_tiles: int):
         return
     lo, done = 0, 0
     while done < total:
-        hi = int(torch.searchsorted(ends, torch.tensor(done + max_tiles, device=ends.device), right=True))
+        hi = int(torch.searchsorted(ends, torch.tensor(done + max_tiles), right=True))
         hi = max(hi, lo + 1)
         end = int(ends[hi - 1])
         if end > done:

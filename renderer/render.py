@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from renderer.device_constants import device_constant
 from renderer.fragments import Fragments
 from renderer.interpolate import blend_corners
 from renderer.rasterize import rasterize
@@ -117,7 +118,7 @@ def _shade_covered(vertices: torch.Tensor, faces: torch.Tensor, fragments: Fragm
     blended = blend_corners(_gather_corner_rows(normals, corner_ids), fragments.pixel_bary)
     pixel_normals = normalize_channels(blended)
     basis = sh_basis_channels(pixel_normals, with_factors=False)  # (9, N)
-    factors = torch.tensor(SH_CONSTANT_FACTORS, dtype=basis.dtype, device=basis.device)
+    factors = device_constant(SH_CONSTANT_FACTORS, basis.dtype, basis.device)
     return pixel_normals, _apply_light(basis, light.to(basis.dtype) * factors[:, None], fragments)
 
 
@@ -131,9 +132,26 @@ def _apply_light(basis: torch.Tensor, light: torch.Tensor, fragments: Fragments)
     """
     if light.shape[0] == 1:
         return light[0].T @ basis
+    if basis.is_cuda:
+        return _apply_light_dense(basis, light, fragments)
     per_image = torch.bincount(fragments.pixel_batch, minlength=fragments.batch_size).tolist()
     blocks = basis.split(per_image, dim=1)
     return torch.cat([image_light.T @ block for image_light, block in zip(light, blocks)], dim=1)
+
+
+def _apply_light_dense(basis: torch.Tensor, light: torch.Tensor, fragments: Fragments) -> torch.Tensor:
+    """:func:`_apply_light` as one batched product over full image planes: ``(B, C, 9) @
+    (B, 9, H*W)``, then the covered pixels picked out. On a GPU the per-image products cost
+    a kernel launch each (forward and backward) and a host read of the pixel counts; the
+    dense planes cost memory bandwidth instead, which a GPU has plenty of."""
+    height, width = fragments.image_size
+    batch, channels = fragments.batch_size, light.shape[2]
+    # pixel_index is already the flat position b * H * W + i * W + j
+    dense = basis.new_zeros(basis.shape[0], batch * height * width).index_copy(1, fragments.pixel_index, basis)
+    dense = dense.view(basis.shape[0], batch, height * width).transpose(0, 1)  # (B, 9, H*W)
+    shaded = torch.bmm(light.transpose(1, 2), dense)  # (B, C, H*W), i.e. a (B, C, H, W) image
+    picks = _image_positions(fragments, channels)  # (C, N)
+    return shaded.reshape(-1).index_select(0, picks.reshape(-1)).view(channels, -1)
 
 
 def _image_positions(fragments: Fragments, channels: int) -> torch.Tensor:

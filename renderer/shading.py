@@ -27,6 +27,7 @@ import math
 
 import torch
 
+from renderer.device_constants import device_constant
 from renderer.rasterize import gather_corners
 
 __all__ = [
@@ -140,7 +141,7 @@ def sh_basis_channels(normals: torch.Tensor, with_factors: bool = True) -> torch
         torch.ones_like(x), x, y, z, x * y, x * z, y * z, squares[0] - squares[1], 3 * squares[2] - 1,
     ])
     if with_factors:
-        basis = basis * torch.tensor(SH_CONSTANT_FACTORS, dtype=normals.dtype, device=normals.device)[:, None]
+        basis = basis * device_constant(SH_CONSTANT_FACTORS, normals.dtype, normals.device)[:, None]
     return basis
 
 
@@ -157,7 +158,7 @@ def sh_basis(normals: torch.Tensor) -> torch.Tensor:
     basis = torch.stack(
         [torch.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1], dim=-1
     )
-    factors = torch.tensor(SH_CONSTANT_FACTORS, dtype=normals.dtype, device=normals.device)
+    factors = device_constant(SH_CONSTANT_FACTORS, normals.dtype, normals.device)
     return basis * factors
 
 
@@ -203,7 +204,7 @@ def rotate_sh_light(light: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor
     Returns:
         ``(B, 9, C)``.
     """
-    f = torch.tensor(SH_CONSTANT_FACTORS, dtype=light.dtype, device=light.device)
+    f = device_constant(SH_CONSTANT_FACTORS, light.dtype, light.device)
     R = rotation.to(light.dtype)
     if R.dim() == 2:
         R = R.expand(light.shape[0], 3, 3)

@@ -191,3 +191,25 @@ def test_compact_render_matches_dense_reference(shared_texture):
         torch.testing.assert_close(a, b)
     alone = render_textured(v[1:], OrthographicCamera(cam.params[1:], (40, 40)), f, vt, ft, texture[-1:], light[1:])
     torch.testing.assert_close(out.image[1:], alone.image)
+
+
+def test_per_image_light_gpu_layout_matches_per_image_products():
+    """The dense batched product the GPU uses for per-image light (renderer.render) gives the
+    per-image products' shading and gradients (checked on the CPU in float64)."""
+    from renderer.render import _apply_light, _apply_light_dense
+
+    v, f, _, _ = uv_sphere(12, 24)
+    batch = 3
+    offsets = torch.tensor([[20.0, 24.0, 0.0], [40.0, 30.0, 0.0], [30.0, 44.0, 0.0]])
+    screen = (v[None] * torch.tensor([14.0, 14.0, 1.0]) + offsets[:, None]).double()
+    fragments = rasterize(screen, f, (64, 64))
+    assert fragments.pixel_index.numel() > 1000
+    generator = torch.Generator().manual_seed(0)
+    basis = torch.randn(9, fragments.pixel_index.numel(), dtype=torch.float64, generator=generator, requires_grad=True)
+    light = torch.randn(batch, 9, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    split, dense = _apply_light(basis, light, fragments), _apply_light_dense(basis, light, fragments)
+    torch.testing.assert_close(dense, split, rtol=0, atol=1e-12)
+    weights = torch.randn(split.shape, dtype=torch.float64, generator=generator)
+    for a, b in zip(torch.autograd.grad((split * weights).sum(), (basis, light)),
+                    torch.autograd.grad((dense * weights).sum(), (basis, light))):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-10)
