@@ -23,6 +23,7 @@ from fitting.optimizer import FitConfig, fit_batch
 from fitting.parameters import FitParameters, load_initialisation
 from fitting.prepare import PreparedImage, prepare_image
 from fitting.results_io import REPORT_NAME, is_done, write_json
+from renderer.rasterize import resolve_backend
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +190,8 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
     torch.manual_seed(options.seed)
     device = torch.device(options.device)
     files = select_model(options.flame_dir, demo=options.demo_head)
-    backend = options.backend
-    if backend == "auto":
-        backend = "auto" if device.type == "cuda" else "torch"
+    # "auto" is settled once here, so that every report names the rasteriser that ran.
+    backend = options.backend if options.backend != "auto" else resolve_backend("auto", device)
     scene = HeadScene.from_model_files(
         files, n_shape=options.n_shape, n_expression=options.n_expression,
         n_texture=options.n_texture, camera=options.camera, texture_space=options.texture_space,
@@ -252,6 +252,7 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
                 "input": str(by_name[item.name]),
                 "model": files.describe(),
                 "device": str(device),
+                "backend": backend,
                 "camera": options.camera,
                 "resolution": options.resolution,
                 "landmarks_source": item.source,

@@ -57,6 +57,7 @@ def test_cli_writes_every_output_and_fits_landmarks(astronaut_fit):
     assert EXPECTED_OUTPUTS | {"progress.gif"} <= {p.name for p in folder.iterdir()}
     rep = report(folder)
     assert rep["status"] == "done" and "demo head" in rep["model"]
+    assert rep["device"] == "cpu" and rep["backend"] == "torch"  # "auto" settled and recorded
     assert rep["landmark_error_percent_iod"] < 5.0
     with np.load(folder / "landmarks.npz") as lmk:
         assert lmk["detected"].shape == (68, 2) and lmk["fitted"].shape == (68, 2)

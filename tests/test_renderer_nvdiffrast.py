@@ -6,7 +6,7 @@ import torch
 from renderer.cameras import OrthographicCamera, PerspectiveCamera
 from renderer.nvdiffrast_backend import NvdiffrastUnavailable, fragments_from_rast, load_nvdiffrast, nvdiffrast_available, to_clip_space
 from renderer.primitives import head_like_mesh
-from renderer.rasterize import rasterize
+from renderer.rasterize import rasterize, resolve_backend
 
 needs_nvdiffrast = pytest.mark.skipif(
     not (torch.cuda.is_available() and nvdiffrast_available()), reason="needs CUDA and nvdiffrast"
@@ -20,6 +20,9 @@ def test_unknown_backend_and_unavailable_nvdiffrast_give_clear_errors():
         rasterize(v, f, (4, 4), backend="opengl")
     with pytest.raises(NvdiffrastUnavailable, match="CUDA"):
         rasterize(v, f, (4, 4), backend="nvdiffrast")  # CPU tensors
+    assert resolve_backend("auto", "cpu") == "torch" and resolve_backend("torch", "cuda") == "torch"
+    with pytest.raises(NvdiffrastUnavailable, match="CUDA"):
+        resolve_backend("nvdiffrast", "cpu")
     auto = rasterize(v, f, (4, 4), backend="auto")  # CPU -> torch
     assert torch.equal(auto.face_index, rasterize(v, f, (4, 4)).face_index)
 
