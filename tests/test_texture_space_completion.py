@@ -111,6 +111,16 @@ def test_low_rank_fill_writes_into_memory_map(symmetric_data, tmp_path):
     np.testing.assert_allclose(np.asarray(on_disk), in_memory, atol=1e-6)
 
 
+def test_low_rank_fill_on_a_torch_device_equals_the_streaming_passes(symmetric_data):
+    """The whole-stack torch EM that GPU builds use (run here on the CPU) imputes what the
+    streaming NumPy passes impute, and keeps the same confidences."""
+    maps, confidence = symmetric_data
+    streamed, streamed_confidence = fill_low_rank(maps, confidence, n_iterations=30, chunk_mb=0.05)
+    on_device, device_confidence = fill_low_rank(maps, confidence, n_iterations=30, device="cpu")
+    np.testing.assert_allclose(on_device, streamed, atol=1e-5)
+    np.testing.assert_array_equal(device_confidence, streamed_confidence)
+
+
 def test_inpainting_methods_fill_smooth_holes():
     size = 32
     row, col = np.mgrid[0:size, 0:size] / size

@@ -194,9 +194,9 @@ def _scene(model: _Model, options: BuildOptions, space: Path | None, device: tor
     from fitting.albedo import AlbedoModel
     from fitting.scene import HeadScene
 
-    backend = options.backend
-    if backend == "auto":
-        backend = "auto" if device.type == "cuda" else "torch"
+    from renderer.rasterize import resolve_backend
+
+    backend = options.backend if options.backend != "auto" else resolve_backend("auto", device)
     scene = HeadScene.from_model_files(
         model.files, n_shape=options.n_shape, n_expression=options.n_expression,
         n_texture=options.components, texture_resolution=options.resolution, camera=options.camera,
@@ -528,8 +528,9 @@ def _build_round_space(folder, model, options, round_index, photos, show_progres
     stages = tqdm(total=3, desc=f"round {round_index}: complete + PCA + evaluate", disable=not show_progress)
     maps, confidence = _load_stack(folder, round_index, train, round_dir / "maps.npy", options.resolution)
     completed = np.lib.format.open_memmap(round_dir / "completed.npy", mode="w+", dtype=np.float32, shape=maps.shape)
+    on_gpu = torch.device(options.device).type == "cuda"  # the imputation runs there too
     complete_textures(maps, confidence, options.completion, mirror_map=model.mirror_map,
-                      rank=options.completion_rank, out=completed)
+                      rank=options.completion_rank, out=completed, device=options.device if on_gpu else None)
     completed.flush()
     stages.update(1)
     n_components = min(options.components, len(train) - 1)

@@ -197,6 +197,7 @@ def fill_low_rank(
     fill_confidence: float = 0.1,
     chunk_mb: float = 64.0,
     out: np.ndarray | None = None,
+    device: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Impute unseen texels from a low-rank PCA model fitted to the incomplete maps.
 
@@ -218,6 +219,11 @@ def fill_low_rank(
         chunk_mb: working-memory block size (MiB).
         out: optional float32 ``(N, H, W, 3)`` array (e.g. a memory map) holding ``Z`` and then
             the result; it must not overlap ``maps``.
+        device: ``None`` streams blocks through NumPy as above. A torch device (``"cuda"``)
+            holds the whole stack there instead and runs the same iterations in float64 as a
+            few large products each (:func:`_low_rank_em_torch`): 1500 maps of 256² take
+            seconds on a GPU where the streaming passes take hours on a CPU. When the stack
+            does not fit in that device's free memory, the streaming path runs.
 
     Returns:
         ``(maps (N, H, W, 3) float32, confidence (N, H, W) float32)``: seen texels unchanged,
@@ -238,6 +244,30 @@ def fill_low_rank(
     def weights(start: int, stop: int) -> np.ndarray:
         return np.repeat(np.clip(np.asarray(flat_conf[:, start // 3 : stop // 3], dtype=np.float64), 0.0, 1.0), 3, axis=1)
 
+    imputed = (np.asarray(confidence) == 0) & (total_weight > 0)[None]
+    imputed_count = max(int(imputed.sum()) * 3, 1)
+    if device is not None and _fits_on_device(n_maps, source.n_values, device):
+        flat_state[:] = _low_rank_em_torch(
+            source.read(0, source.n_values, np.dtype(np.float32)), np.asarray(flat_conf, dtype=np.float32),
+            flat_mean, rank, ridge, n_iterations, tolerance, imputed_count, device,
+        )
+    else:
+        _low_rank_em_streaming(source, flat_state, weights, flat_mean, ranges, rank, ridge, n_iterations,
+                               tolerance, imputed_count)
+    confidence = np.array(confidence, dtype=np.float32)
+    for start, stop in ranges:  # seen texels get their observed values back
+        w = weights(start, stop)
+        observed = source.read(start, stop, np.dtype(np.float32))
+        flat_state[:, start:stop] = np.where(w > 0, observed, flat_state[:, start:stop])
+    confidence[imputed] = fill_confidence
+    return state, confidence
+
+
+def _low_rank_em_streaming(source, flat_state, weights, flat_mean, ranges, rank, ridge, n_iterations,
+                           tolerance, imputed_count) -> None:
+    """The EM of :func:`fill_low_rank`, one streaming pass over texel blocks per iteration;
+    ``flat_state (N, D)`` ends as the last iterate."""
+    n_maps = flat_state.shape[0]
     gram = np.zeros((n_maps, n_maps))
     for start, stop in ranges:  # initial state: observed values blended with the texel mean
         w = weights(start, stop)
@@ -245,8 +275,6 @@ def fill_low_rank(
         flat_state[:, start:stop] = block
         centred = block - block.mean(axis=0)
         gram += centred @ centred.T
-    imputed = (np.asarray(confidence) == 0) & (total_weight > 0)[None]
-    imputed_count = max(int(imputed.sum()) * 3, 1)
     for _ in range(n_iterations):
         projector = _shrunk_projector(gram, rank, ridge, source.n_values)
         gram = np.zeros((n_maps, n_maps))
@@ -263,13 +291,53 @@ def fill_low_rank(
             gram += centred @ centred.T
         if np.sqrt(squared_change / imputed_count) < tolerance:
             break
-    confidence = np.array(confidence, dtype=np.float32)
-    for start, stop in ranges:  # seen texels get their observed values back
-        w = weights(start, stop)
-        observed = source.read(start, stop, np.dtype(np.float32))
-        flat_state[:, start:stop] = np.where(w > 0, observed, flat_state[:, start:stop])
-    confidence[imputed] = fill_confidence
-    return state, confidence
+
+
+def _fits_on_device(n_maps: int, n_values: int, device) -> bool:
+    """Whether :func:`_low_rank_em_torch` fits in ``device``'s free memory (about six float64
+    copies of the stack are alive at once)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return 6 * 8 * n_maps * n_values < 0.9 * free
+
+
+def _low_rank_em_torch(values, conf, flat_mean, rank, ridge, n_iterations, tolerance, imputed_count, device) -> np.ndarray:
+    """The EM of :func:`fill_low_rank` with the whole stack on a torch device, in float64.
+
+    Args:
+        values: ``(N, D)`` float32 observed values (``D = 3 T``); conf: ``(N, T)`` confidence;
+        flat_mean: ``(D,)`` confidence-weighted texel mean; the rest as in :func:`fill_low_rank`.
+
+    Returns:
+        ``(N, D)`` float32, the last iterate (seen texels are restored by the caller).
+    """
+    import torch
+
+    n_maps, n_values = values.shape
+    x = torch.as_tensor(values, device=device).double().view(n_maps, -1, 3)  # (N, T, 3)
+    w = torch.as_tensor(conf, device=device).double().clamp_(0.0, 1.0)[..., None]  # (N, T, 1)
+    unseen = (w == 0).double()
+    mean = torch.as_tensor(flat_mean, device=device).view(-1, 3)
+    state = torch.lerp(mean.expand_as(x), x, w)  # observed values blended with the texel mean
+    for _ in range(n_iterations):
+        state_mean = state.mean(dim=0)
+        centred = (state - state_mean).view(n_maps, -1)
+        gram = (centred @ centred.T).cpu().numpy()
+        projector = torch.as_tensor(_shrunk_projector(gram, rank, ridge, n_values), device=device)
+        updated = (projector @ centred).view_as(state).add_(state_mean)  # the reconstruction...
+        del centred
+        updated.lerp_(x, w)  # ...where unseen, the observation where seen (weighted)
+        change = (updated - state).mul_(unseen)
+        squared_change = float(change.square_().sum())
+        del change
+        state = updated
+        if np.sqrt(squared_change / imputed_count) < tolerance:
+            break
+    return state.view(n_maps, n_values).float().cpu().numpy()
 
 
 def inpaint_unseen(
@@ -312,6 +380,7 @@ def complete_textures(
     inpaint_method: InpaintMethod = "diffusion",
     chunk_mb: float = 64.0,
     out: np.ndarray | None = None,
+    device: str | None = None,
 ) -> np.ndarray:
     """Complete UV albedo maps: fill unseen texels by ``method``, inpaint what is left.
 
@@ -326,6 +395,8 @@ def complete_textures(
         inpaint_method: ``"diffusion"``, ``"telea"`` or ``"ns"`` for the last step.
         chunk_mb: working-memory block size (MiB).
         out: optional float32 ``(N, H, W, 3)`` array (e.g. a memory map) for the result.
+        device: torch device for the PCA imputation (``"cuda"`` for large stacks), or None to
+            stream it through NumPy; see :func:`fill_low_rank`.
 
     Returns:
         ``(N, H, W, 3)`` float32 complete maps; seen texels unchanged.
@@ -360,7 +431,7 @@ def complete_textures(
             state = _scratch_like(current, folder) if in_place else out
             current, weights = fill_low_rank(
                 current, weights, rank=rank, ridge=ridge, n_iterations=n_iterations,
-                tolerance=tolerance, chunk_mb=chunk_mb, out=state,
+                tolerance=tolerance, chunk_mb=chunk_mb, out=state, device=device,
             )
             if in_place:
                 current = _as_float_maps(current, out, chunk_mb)
