@@ -131,7 +131,7 @@ def _check_inputs(
     if height <= 0 or width <= 0:
         raise ValueError(f"image_size must be positive (H, W), got {image_size}")
     if faces.numel():
-        lowest, highest = (int(x) for x in torch.stack(torch.aminmax(faces)).tolist())  # one host read
+        lowest, highest = torch.stack(torch.aminmax(faces)).tolist()  # one host read
         if lowest < 0 or highest >= vertices_screen.shape[1]:
             raise ValueError(
                 f"faces index vertices outside [0, {vertices_screen.shape[1]}): min {lowest}, max {highest}"
