@@ -26,10 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, save  # noqa: E402
 
-from fitting.optimizer import FitConfig, fit_batch  # noqa: E402
-from fitting.scene import HeadScene  # noqa: E402
-from fitting.synthetic import face_vertex_error_mm, synthetic_batch  # noqa: E402
-from flame.selection import select_model  # noqa: E402
+from flamefit.fitting.optimizer import FitConfig, fit_batch  # noqa: E402
+from flamefit.fitting.scene import HeadScene  # noqa: E402
+from flamefit.fitting.synthetic import face_vertex_error_mm, synthetic_batch  # noqa: E402
+from flamefit.flame.selection import select_model  # noqa: E402
 
 LANDMARK_OK_PX = 1.5
 VERTEX_OK_MM = 2.0

@@ -26,12 +26,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, save  # noqa: E402
 
-from fitting.results_io import write_image  # noqa: E402
-from fitting.scene import HeadScene  # noqa: E402
-from fitting.synthetic import synthetic_batch  # noqa: E402
-from flame.selection import select_model  # noqa: E402
-from renderer.visualize import to_uint8  # noqa: E402
-from texture_space.build import BuildOptions, build_texture_space  # noqa: E402
+from flamefit.fitting.results_io import write_image  # noqa: E402
+from flamefit.fitting.scene import HeadScene  # noqa: E402
+from flamefit.fitting.synthetic import synthetic_batch  # noqa: E402
+from flamefit.flame.selection import select_model  # noqa: E402
+from flamefit.renderer.visualize import to_uint8  # noqa: E402
+from flamefit.texture_space.build import BuildOptions, build_texture_space  # noqa: E402
 
 
 def write_photos(folder: Path, n_photos: int, resolution: int, chunk: int = 64) -> float:

@@ -21,10 +21,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, save  # noqa: E402
 
-from fitting.optimizer import FitConfig, fit_batch  # noqa: E402
-from fitting.scene import HeadScene  # noqa: E402
-from fitting.synthetic import synthetic_batch  # noqa: E402
-from flame.selection import select_model  # noqa: E402
+from flamefit.fitting.optimizer import FitConfig, fit_batch  # noqa: E402
+from flamefit.fitting.scene import HeadScene  # noqa: E402
+from flamefit.fitting.synthetic import synthetic_batch  # noqa: E402
+from flamefit.flame.selection import select_model  # noqa: E402
 
 
 def time_fit(scene: HeadScene, renders: HeadScene, batch: int, config: FitConfig, device: torch.device) -> dict:
@@ -52,7 +52,7 @@ def time_fit(scene: HeadScene, renders: HeadScene, batch: int, config: FitConfig
 
 
 def time_detection(folder: Path) -> dict:
-    from fitting.prepare import prepare_image
+    from flamefit.fitting.prepare import prepare_image
 
     times = []
     for path in sorted(folder.iterdir()):

@@ -35,15 +35,15 @@ from pathlib import Path
 
 import torch
 
-from flame.demo_head import ensure_demo_head
-from flame.model_file import load_flame_model
-from flame.texture_space_io import load_texture_space
-from flame.uv_template import load_uv_template
-from renderer.cameras import OrthographicCamera
-from renderer.nvdiffrast_backend import NvdiffrastUnavailable, require_nvdiffrast
-from renderer.primitives import head_like_mesh
-from renderer.render import render_textured
-from renderer.shading import constant_light
+from flamefit.flame.demo_head import ensure_demo_head
+from flamefit.flame.model_file import load_flame_model
+from flamefit.flame.texture_space_io import load_texture_space
+from flamefit.flame.uv_template import load_uv_template
+from flamefit.renderer.cameras import OrthographicCamera
+from flamefit.renderer.nvdiffrast_backend import NvdiffrastUnavailable, require_nvdiffrast
+from flamefit.renderer.primitives import head_like_mesh
+from flamefit.renderer.render import render_textured
+from flamefit.renderer.shading import constant_light
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

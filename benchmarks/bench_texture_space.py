@@ -1,7 +1,7 @@
 """Time and peak memory of the streaming texture PCA (Gram and randomised) on synthetic maps.
 
 Maps are albedo-like (mean skin colour + smooth low-rank variation + hash noise, see
-:func:`texture_space.synthetic.wave_texel_source`) and never held as ``N x D``: storage
+:func:`flamefit.texture_space.synthetic.wave_texel_source`) and never held as ``N x D``: storage
 ``generated`` computes each texel block on demand; storage ``memmap`` first writes the stack as
 a uint8 ``.npy`` in a temporary folder (block by block) and PCA reads it memory-mapped.
 
@@ -19,7 +19,7 @@ Every case runs in its own Python process so that its peak memory is its own. Re
   or writing the data), so the PCA's own resident peak is at most ``maxrss_mb`` minus it
   when ``maxrss_mb`` is larger.
 
-A second section (``--unwrap``) times :func:`texture_space.unwrap.unwrap_photos`: per-photo
+A second section (``--unwrap``) times :func:`flamefit.texture_space.unwrap.unwrap_photos`: per-photo
 time to unwrap fitted photo crops (crop side = UV side) into de-lit UV albedo with visibility,
 at given UV resolutions and batch sizes, on the demo head, on CPU or ``--device cuda``
 (the one-off UV rasterisation of the layout, done once per build, is reported apart).
@@ -55,8 +55,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _source(n_maps: int, resolution: int, storage: str, folder: Path):
     """The map stack of a case: a generated :class:`TexelSource` or a uint8 memory map."""
-    from texture_space.synthetic import wave_texel_source
-    from texture_space.texel_source import block_ranges
+    from flamefit.texture_space.synthetic import wave_texel_source
+    from flamefit.texture_space.texel_source import block_ranges
 
     generated = wave_texel_source(n_maps, resolution, rank=16, noise=0.02, seed=0)
     if storage == "generated":
@@ -73,8 +73,8 @@ def _source(n_maps: int, resolution: int, storage: str, folder: Path):
 
 def run_case(n_maps: int, resolution: int, method: str, storage: str, n_components: int, chunk_mb: float, dtype: str) -> dict:
     """Run one PCA in this process and measure it."""
-    from texture_space.pca import texture_pca
-    from texture_space.texel_source import as_texel_source, iter_blocks
+    from flamefit.texture_space.pca import texture_pca
+    from flamefit.texture_space.texel_source import as_texel_source, iter_blocks
 
     with tempfile.TemporaryDirectory(prefix="bench_texture_space_") as folder:
         maps = _source(n_maps, resolution, storage, Path(folder))
@@ -113,10 +113,10 @@ def unwrap_case(resolution: int, batch: int, device: str, repeats: int) -> dict:
     """Time unwrapping ``batch`` synthetic fitted photos at ``resolution`` (UV and crop side)."""
     import torch
 
-    from fitting.scene import HeadScene
-    from fitting.synthetic import random_parameters
-    from flame.selection import select_model
-    from texture_space.unwrap import texel_surface, unwrap_photos
+    from flamefit.fitting.scene import HeadScene
+    from flamefit.fitting.synthetic import random_parameters
+    from flamefit.flame.selection import select_model
+    from flamefit.texture_space.unwrap import texel_surface, unwrap_photos
 
     scene = HeadScene.from_model_files(select_model(demo=True), texture_resolution=resolution).to(device)
     params = random_parameters(scene.cpu(), batch, torch.Generator().manual_seed(0)).to(device)

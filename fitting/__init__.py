@@ -1,7 +1,7 @@
 """Photometric fitting: inputs (images, detection, crops, masks), losses, the staged optimiser,
 results I/O and the ``flamefit`` command-line interface.
 
-    from fitting import fit_images, FitOptions
+    from flamefit.fitting import fit_images, FitOptions
     summary = fit_images(["photo.jpg"], "results", FitOptions(device="cuda", batch_size=16))
 
 The public names are imported lazily so that ``import fitting`` stays cheap.
@@ -9,26 +9,26 @@ The public names are imported lazily so that ``import fitting`` stays cheap.
 
 from __future__ import annotations
 
-from flame.lazy import lazy_getattr
+from flamefit.utils import lazy_getattr
 
 _EXPORTS = {
-    "fit_images": "fitting.fit_images",
-    "FitOptions": "fitting.fit_images",
-    "FitSummary": "fitting.fit_images",
-    "fit_batch": "fitting.optimizer",
-    "FitConfig": "fitting.optimizer",
-    "FitOutcome": "fitting.optimizer",
-    "FitParameters": "fitting.parameters",
-    "load_initialisation": "fitting.parameters",
-    "HeadScene": "fitting.scene",
-    "prepare_image": "fitting.prepare",
-    "detect_face": "fitting.detect",
-    "load_image": "fitting.image_io",
-    "crop_image": "fitting.crop",
-    "skin_probability": "fitting.skin_mask",
-    "run_demo": "fitting.demo",
+    "fit_images": "flamefit.fitting.fit_images",
+    "FitOptions": "flamefit.fitting.fit_images",
+    "FitSummary": "flamefit.fitting.fit_images",
+    "fit_batch": "flamefit.fitting.optimizer",
+    "FitConfig": "flamefit.fitting.optimizer",
+    "FitOutcome": "flamefit.fitting.optimizer",
+    "FitParameters": "flamefit.fitting.parameters",
+    "load_initialisation": "flamefit.fitting.parameters",
+    "HeadScene": "flamefit.fitting.scene",
+    "prepare_image": "flamefit.fitting.prepare",
+    "detect_face": "flamefit.fitting.detect",
+    "load_image": "flamefit.fitting.image_io",
+    "crop_image": "flamefit.fitting.crop",
+    "skin_probability": "flamefit.fitting.skin_mask",
+    "run_demo": "flamefit.fitting.demo",
 }
 
 __all__ = sorted(_EXPORTS)
 
-__getattr__ = lazy_getattr("fitting", _EXPORTS)
+__getattr__ = lazy_getattr("flamefit.fitting", _EXPORTS)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flame.model_data import TextureSpace
+from flamefit.flame.model_data import TextureSpace
 
 # A neutral mid skin tone (linear RGB in [0, 1]) for models that come without an albedo space.
 CONSTANT_SKIN_RGB = (0.70, 0.52, 0.44)

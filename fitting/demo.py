@@ -8,8 +8,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from fitting.fit_images import FitOptions, FitSummary, fit_images
-from fitting.results_io import write_image
+from flamefit.fitting.fit_images import FitOptions, FitSummary, fit_images
+from flamefit.fitting.results_io import write_image
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fitting.errors import DetectorUnavailableError, FaceTooSmallError, NoFaceError
+from flamefit.fitting.choices import DETECTORS
+from flamefit.fitting.errors import DetectorUnavailableError, FaceTooSmallError, NoFaceError
 
 #: Faces whose landmark extent (the larger of width and height) is below this are refused (px).
 MIN_FACE_SIZE = 60
@@ -66,7 +67,6 @@ CNN_BOX_SCALE = 1.034
 #: File names of the FAN weights in the torch hub cache (those face-alignment 1.x downloads).
 FAN_WEIGHTS_FILE = "2DFAN4-11f355bf06.pth.tar"
 
-DETECTORS = ("auto", "dlib", "fan")
 
 
 @dataclass

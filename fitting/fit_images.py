@@ -18,44 +18,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fitting.errors import InputError
-from fitting.optimizer import FitConfig, fit_batch
-from fitting.parameters import FitParameters, load_initialisation
-from fitting.prepare import PreparedImage, prepare_image
-from fitting.results_io import REPORT_NAME, is_done, write_json
-from renderer.rasterize import resolve_backend
+from flamefit.fitting.errors import InputError
+from flamefit.fitting.options import FitOptions
+from flamefit.fitting.optimizer import FitConfig, fit_batch
+from flamefit.fitting.parameters import FitParameters, load_initialisation
+from flamefit.fitting.prepare import PreparedImage, prepare_image
+from flamefit.fitting.results_io import REPORT_NAME, is_done, write_json
+from flamefit.renderer.devices import resolve_device
+from flamefit.renderer.rasterize import resolve_backend
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
-
-
-@dataclass
-class FitOptions:
-    """Options of :func:`fit_images` (the CLI's flags)."""
-
-    device: str = "cpu"
-    batch_size: int = 1
-    resolution: int = 224
-    rigid_steps: int = 200
-    full_steps: int = 800
-    camera: str = "orthographic"
-    flame_dir: Path | None = None
-    demo_head: bool = False
-    landmarks: Path | None = None
-    mask: Path | None = None
-    init: Path | None = None
-    detector: str = "auto"
-    face_index: int = 0
-    texture_space: Path | None = None
-    texture_offset: bool = False
-    gif: bool = False
-    seed: int = 0
-    overwrite: bool = False
-    backend: str = "auto"
-    n_shape: int = 100
-    n_expression: int = 50
-    n_texture: int = 50
 
 
 @dataclass
@@ -70,6 +44,14 @@ class FitSummary:
     def line(self) -> str:
         return (f"{len(self.fitted)} fitted, {len(self.skipped)} skipped (already done), "
                 f"{len(self.failed)} failed; results in {self.out_dir}")
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`fit_images`; ``summary`` says what finished before it."""
+
+    def __init__(self, summary: FitSummary):
+        super().__init__("interrupted")
+        self.summary = summary
 
 
 def collect_inputs(inputs: list[str | Path]) -> list[Path]:
@@ -146,7 +128,7 @@ def _initial_parameters(scene, items: list[PreparedImage], options: FitOptions, 
     """Parameters from ``--init`` files for this batch, or None (zero init + landmark camera)."""
     if options.init is None:
         return None
-    from fitting.optimizer import camera_from_landmarks
+    from flamefit.fitting.optimizer import camera_from_landmarks
 
     params = scene.initial_parameters(len(items), device)
     landmarks = torch.tensor(np.stack([it.landmarks_screen for it in items]), dtype=torch.float32,
@@ -169,7 +151,7 @@ def _initial_parameters(scene, items: list[PreparedImage], options: FitOptions, 
 
 def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOptions | None = None,
                show_progress: bool = True) -> FitSummary:
-    """Fit every photo in ``inputs`` and write ``OUT/<name>/`` for each (see :mod:`fitting.outputs`).
+    """Fit every photo in ``inputs`` and write ``OUT/<name>/`` for each (see :mod:`flamefit.fitting.outputs`).
 
     Returns:
         :class:`FitSummary`. Raises only for problems that stop the whole job (no model, an
@@ -177,9 +159,9 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
     """
     from tqdm import tqdm
 
-    from fitting.outputs import write_fit_outputs
-    from fitting.scene import HeadScene
-    from flame.selection import select_model
+    from flamefit.fitting.outputs import write_fit_outputs
+    from flamefit.fitting.scene import HeadScene
+    from flamefit.flame.selection import select_model
 
     options = options or FitOptions()
     if options.batch_size < 1 or options.resolution < 32:
@@ -187,8 +169,7 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
                          f"{options.resolution})")
     out_dir = Path(out_dir)
     _check_output_folder(out_dir)
-    torch.manual_seed(options.seed)
-    device = torch.device(options.device)
+    device = resolve_device(options.device)
     files = select_model(options.flame_dir, demo=options.demo_head)
     # "auto" is settled once here, so that every report names the rasteriser that ran.
     backend = options.backend if options.backend != "auto" else resolve_backend("auto", device)

@@ -9,7 +9,7 @@ space (pixels, origin top-left, x right, y down) and records every conversion it
 * huge images are downscaled so the long side is at most ``max_side``; the factor is kept in
   ``LoadedImage.scale`` so that results map back to the original photo's pixels;
 * non-images, empty, truncated or corrupt files and images too small to hold a face raise an
-  :class:`~fitting.errors.InputError` subclass with a one-line message, never a raw traceback.
+  :class:`~flamefit.fitting.errors.InputError` subclass with a one-line message, never a raw traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from fitting.errors import ImageTooSmallError, InputError, NotAnImageError
+from flamefit.fitting.errors import ImageTooSmallError, InputError, NotAnImageError
 
 #: Smallest image side (pixels) that can hold a face worth fitting.
 MIN_IMAGE_SIDE = 60

@@ -22,15 +22,15 @@ from typing import Callable
 
 import torch
 
-from fitting.losses import (
+from flamefit.fitting.losses import (
     gaussian_prior,
     landmark_loss,
     photometric_error,
     robust_photometric_loss,
     smoothness_loss,
 )
-from fitting.parameters import FitParameters
-from fitting.scene import HeadScene
+from flamefit.fitting.parameters import FitParameters
+from flamefit.fitting.scene import HeadScene
 
 INNER = slice(17, 68)  # the 51 static landmarks (brows, eyes, nose, mouth)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fitting.prepare import PreparedImage
-from fitting.results_io import REPORT_NAME, write_image, write_json
-from flame.atomic_io import write_npz
+from flamefit.fitting.prepare import PreparedImage
+from flamefit.fitting.results_io import REPORT_NAME, write_image, write_json
+from flamefit.utils import write_npz
 
 LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
 
@@ -56,15 +56,15 @@ def write_fit_outputs(
         folder: ``OUT/<name>/``.
         item: the prepared photo.
         index: the item's position in the fitted batch.
-        scene: the :class:`fitting.scene.HeadScene` that was fitted.
-        outcome: the :class:`fitting.optimizer.FitOutcome`.
+        scene: the :class:`flamefit.fitting.scene.HeadScene` that was fitted.
+        outcome: the :class:`flamefit.fitting.optimizer.FitOutcome`.
         report: fields gathered by the caller (status, model, device, seconds...); completed here.
         overlay_resolution: crop-frame render size for the overlay on the photo.
     """
-    from renderer.export import save_obj
-    from renderer.visualize import draw_landmarks, make_sheet, shape_image, to_uint8
-    from renderer.visualize import overlay as blend
-    from fitting.parameters import FitParameters, save_parameters
+    from flamefit.renderer.export import save_obj
+    from flamefit.renderer.visualize import draw_landmarks, make_sheet, shape_image, to_uint8
+    from flamefit.renderer.visualize import overlay as blend
+    from flamefit.fitting.parameters import FitParameters, save_parameters
 
     folder.mkdir(parents=True, exist_ok=True)
     params = FitParameters(**{k: v[index : index + 1] for k, v in outcome.params.tensors().items()})
@@ -100,7 +100,7 @@ def write_fit_outputs(
     # Overlay on the (possibly downscaled) photo: the fitted face region (the rest of the head is
     # unconstrained by the photo: its light and albedo are extrapolated), rendered in a frame
     # twice the crop's size around the same centre so that nothing is cut at the crop's edges.
-    from fitting.crop import crop_transform
+    from flamefit.fitting.crop import crop_transform
 
     x0, y0, x1, y1 = item.transform.box
     half = x1 - x0
@@ -127,7 +127,7 @@ def write_fit_outputs(
     write_image(folder / "sheet.png", sheet)
 
     if outcome.snapshots:
-        from renderer.visualize import save_animation
+        from flamefit.renderer.visualize import save_animation
 
         frames = [to_uint8(frame[index].permute(1, 2, 0).numpy()) for frame in outcome.snapshots]
         save_animation(frames, folder / "progress.gif", fps=10)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from renderer.shading import constant_light
+from flamefit.renderer.shading import constant_light
 
 PARAMETER_NAMES = ("shape", "expression", "pose", "texture", "light", "camera")
 
@@ -82,7 +82,7 @@ class FitParameters:
 
 def save_parameters(path: str | Path, params: dict[str, np.ndarray], **extra) -> Path:
     """Write one image's parameters as ``params.npz`` (atomic). ``extra`` adds arrays/strings."""
-    from flame.atomic_io import write_npz
+    from flamefit.utils import write_npz
 
     return write_npz(path, **params, **extra)
 
@@ -101,7 +101,7 @@ def _read_any(path: Path) -> dict:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     if path.suffix == ".npy":
-        from flame.pickle_io import load_object_npy
+        from flamefit.flame.pickle_io import load_object_npy
 
         # DECA saves its code dict with np.save (a pickle, possibly of torch tensors): read it
         # through the restricted unpickler, which refuses anything but arrays and tensors.
@@ -112,7 +112,7 @@ def _read_any(path: Path) -> dict:
             raise ValueError(f"{path}: expected a dict saved with np.save; got {type(value).__name__}")
         return value
     if path.suffix == ".pkl":
-        from flame.pickle_io import load_pickle
+        from flamefit.flame.pickle_io import load_pickle
 
         return dict(load_pickle(path))
     raise ValueError(f"{path}: unsupported parameter file type {path.suffix!r} (use .npz, .npy or .pkl)")

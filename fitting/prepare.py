@@ -1,6 +1,6 @@
 """Turn one photo into what the optimiser needs: a square crop, its landmarks and a skin weight.
 
-Every failure is an :class:`fitting.errors.InputError` with one readable line, so a batch job can
+Every failure is an :class:`flamefit.fitting.errors.InputError` with one readable line, so a batch job can
 record it and go on.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fitting.crop import CropTransform, crop_image
-from fitting.image_io import LoadedImage, load_image
+from flamefit.fitting.crop import CropTransform, crop_image
+from flamefit.fitting.image_io import LoadedImage, load_image
 
 
 @dataclass
@@ -29,7 +29,7 @@ class PreparedImage:
 
     Photo, crop and landmark coordinates are pixel indices (pixel ``i`` centred on ``i``, like
     OpenCV and dlib); the renderer and the optimiser use screen coordinates with pixel centres
-    at ``i + 0.5``: :attr:`landmarks_screen` is what :func:`fitting.optimizer.fit_batch` takes.
+    at ``i + 0.5``: :attr:`landmarks_screen` is what :func:`flamefit.fitting.optimizer.fit_batch` takes.
         skin: ``(R, R)`` float32 photometric weight (skin probability x inside-photo x user mask).
         source: how the landmarks were obtained (``"dlib-hog"``, ``"user file"``, ...).
         n_faces: faces found in the photo (1 for user landmarks).
@@ -78,9 +78,9 @@ def prepare_image(
     Raises:
         InputError: any problem with the photo, landmarks or mask, with a one-line reason.
     """
-    from fitting.detect import detect_face
-    from fitting.skin_mask import skin_probability
-    from fitting.user_inputs import load_landmarks, load_mask
+    from flamefit.fitting.detect import detect_face
+    from flamefit.fitting.skin_mask import skin_probability
+    from flamefit.fitting.user_inputs import load_landmarks, load_mask
 
     image = load_image(path, max_side=max_side)
     notes = list(image.notes)

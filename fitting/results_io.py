@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from flame.atomic_io import atomic_write
+from flamefit.utils import atomic_write
 
 REPORT_NAME = "report.json"
 

@@ -1,9 +1,9 @@
 """What the fit renders: the head model, its albedo model, UV layout, face region and camera.
 
-:class:`HeadScene` turns :class:`fitting.parameters.FitParameters` into landmarks and images
-through :class:`flame.FLAME` and :func:`renderer.render.render_textured`. Two cameras:
+:class:`HeadScene` turns :class:`flamefit.fitting.parameters.FitParameters` into landmarks and images
+through :class:`flamefit.flame.FLAME` and :func:`flamefit.renderer.render.render_textured`. Two cameras:
 
-* ``"orthographic"`` (default): DECA's ``[s, tx, ty]`` (:class:`renderer.cameras.OrthographicCamera`);
+* ``"orthographic"`` (default): DECA's ``[s, tx, ty]`` (:class:`flamefit.renderer.cameras.OrthographicCamera`);
 * ``"perspective"``: a pinhole with a fixed field of view in front of the face; the camera
   parameters are the translation ``[tx, ty, tz]`` of the head in OpenCV camera space (metres),
   rotation being the global pose.
@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from fitting.albedo import AlbedoModel
-from fitting.parameters import FitParameters
-from flame.flame_layer import FLAME
-from flame.selection import ModelFiles
-from renderer.cameras import OrthographicCamera, PerspectiveCamera, front_facing_rotation
-from renderer.render import render_textured
+from flamefit.fitting.albedo import AlbedoModel
+from flamefit.fitting.parameters import FitParameters
+from flamefit.flame.flame_layer import FLAME
+from flamefit.flame.selection import ModelFiles
+from flamefit.renderer.cameras import OrthographicCamera, PerspectiveCamera, front_facing_rotation
+from flamefit.renderer.render import render_textured
 
 CAMERAS = ("orthographic", "perspective")
 
@@ -106,19 +106,19 @@ class HeadScene(nn.Module):
         """Build the scene from a model folder (FLAME or the demo head).
 
         Args:
-            files: from :func:`flame.select_model`.
+            files: from :func:`flamefit.flame.select_model`.
             n_shape, n_expression, n_texture: components to fit (capped at what the files have).
             texture_resolution: UV resolution the albedo is fitted at.
             camera: ``"orthographic"`` or ``"perspective"``.
             texture_space: an albedo space to use instead of the folder's (e.g. one built by
                 ``flamefit build-texture-space``).
         """
-        from flame.errors import ModelFileError
-        from flame.model_file import load_flame_model
-        from flame.landmark_embedding import load_landmark_embedding
-        from flame.texture_space_io import load_texture_space
-        from flame.uv_template import load_uv_template
-        from flame.vertex_masks import load_vertex_masks
+        from flamefit.flame.errors import ModelFileError
+        from flamefit.flame.model_file import load_flame_model
+        from flamefit.flame.landmark_embedding import load_landmark_embedding
+        from flamefit.flame.texture_space_io import load_texture_space
+        from flamefit.flame.uv_template import load_uv_template
+        from flamefit.flame.vertex_masks import load_vertex_masks
 
         model = load_flame_model(files.model)
         if files.landmarks is None:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
-from fitting.parameters import FitParameters
-from fitting.scene import HeadScene
-from renderer.shading import SH_CONSTANT_FACTORS
+from flamefit.fitting.parameters import FitParameters
+from flamefit.fitting.scene import HeadScene
+from flamefit.renderer.shading import SH_CONSTANT_FACTORS
 
 
 @dataclass

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from fitting.errors import BadLandmarksError, BadMaskError
+from flamefit.fitting.errors import BadLandmarksError, BadMaskError
 
 N_LANDMARKS = 68
 #: Points may lie this far outside the image (as a fraction of its size): chins and jaw lines

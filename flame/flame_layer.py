@@ -1,4 +1,4 @@
-"""The FLAME layer: a batch-first ``torch.nn.Module`` over the functional :func:`flame.lbs.lbs`.
+"""The FLAME layer: a batch-first ``torch.nn.Module`` over the functional :func:`flamefit.flame.lbs.lbs`.
 
 Usage::
 
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from flame.errors import ModelFileError
-from flame.lbs import batch_rodrigues, lbs
-from flame.model_data import FlameModelData, LandmarkEmbedding
+from flamefit.flame.errors import ModelFileError
+from flamefit.flame.lbs import batch_rodrigues, lbs
+from flamefit.flame.model_data import FlameModelData, LandmarkEmbedding
 
 N_CONTOUR = 17
 MAX_CONTOUR_YAW_DEG = 39
@@ -195,8 +195,8 @@ class FLAME(nn.Module):
             n_shape: identity components to use (default: all in the file).
             n_expression: expression components to use (default: all in the file).
         """
-        from flame.landmark_embedding import load_landmark_embedding
-        from flame.model_file import load_flame_model
+        from flamefit.flame.landmark_embedding import load_landmark_embedding
+        from flamefit.flame.model_file import load_flame_model
 
         model = load_flame_model(model_path)
         landmarks = None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flame.errors import ModelFileError
+from flamefit.flame.errors import ModelFileError
 
 JOINT_NAMES = ("global", "neck", "jaw", "left eye", "right eye")
 
@@ -34,7 +34,7 @@ def _extent(points: np.ndarray) -> str:
 
 def describe_model(path: Path) -> list[str]:
     """Lines describing a FLAME-format model file (``.pkl`` or converted ``.npz``)."""
-    from flame.model_file import load_flame_model
+    from flamefit.flame.model_file import load_flame_model
 
     model = load_flame_model(path)
     kind = "open demo head (NOT FLAME)" if model.is_demo else "FLAME-format model"
@@ -58,7 +58,7 @@ def describe_model(path: Path) -> list[str]:
 
 def describe_landmarks(path: Path) -> list[str]:
     """Lines describing a landmark embedding (DECA's or the RingNet/smplx pair)."""
-    from flame.landmark_embedding import load_landmark_embedding
+    from flamefit.flame.landmark_embedding import load_landmark_embedding
 
     emb = load_landmark_embedding(path)
     return [
@@ -72,7 +72,7 @@ def describe_landmarks(path: Path) -> list[str]:
 
 
 def describe_template(path: Path) -> list[str]:
-    from flame.uv_template import load_uv_template
+    from flamefit.flame.uv_template import load_uv_template
 
     uv = load_uv_template(path)
     return [
@@ -84,7 +84,7 @@ def describe_template(path: Path) -> list[str]:
 
 
 def describe_texture(path: Path) -> list[str]:
-    from flame.texture_space_io import load_texture_space
+    from flamefit.flame.texture_space_io import load_texture_space
 
     space = load_texture_space(path)
     lines = [
@@ -98,7 +98,7 @@ def describe_texture(path: Path) -> list[str]:
 
 
 def describe_masks(path: Path) -> list[str]:
-    from flame.vertex_masks import load_vertex_masks
+    from flamefit.flame.vertex_masks import load_vertex_masks
 
     masks = load_vertex_masks(path)
     lines = [f"vertex masks: {len(masks)} regions"]
@@ -149,7 +149,7 @@ def describe_file(path: str | Path) -> tuple[str, bool]:
 def describe_path(path: str | Path) -> tuple[str, int]:
     """Describe a file, or every known model file in a folder; returns the text and the number
     of files that failed to load."""
-    from flame.selection import LANDMARK_NAMES, MASKS_NAME, MODEL_NAMES, TEMPLATE_NAME, TEXTURE_NAMES
+    from flamefit.flame.selection import LANDMARK_NAMES, MASKS_NAME, MODEL_NAMES, TEMPLATE_NAME, TEXTURE_NAMES
 
     path = Path(path)
     if path.is_dir():

@@ -12,7 +12,7 @@ Two distributions exist:
   fixed 68-point set; it is built as the yaw-0 contour row followed by the 51 static points.
 
 Both ``.npy`` files are pickles inside. They are read with the restricted unpickler of
-:mod:`flame.pickle_io` (numpy, builtins and, for these files only, torch's tensor
+:mod:`flamefit.flame.pickle_io` (numpy, builtins and, for these files only, torch's tensor
 reconstruction), never with ``np.load(allow_pickle=True)``, so a tampered file cannot run code.
 """
 
@@ -23,9 +23,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from flame.errors import ModelFileError
-from flame.model_data import LandmarkEmbedding
-from flame.pickle_io import load_object_npy, load_pickle
+from flamefit.flame.errors import ModelFileError
+from flamefit.flame.model_data import LandmarkEmbedding
+from flamefit.flame.pickle_io import load_object_npy, load_pickle
 
 N_STATIC = 51
 N_CONTOUR = 17

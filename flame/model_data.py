@@ -1,6 +1,6 @@
 """Plain containers for the arrays of a FLAME-format head model.
 
-Loaders in :mod:`flame` return these; :class:`flame.FLAME` consumes them. Everything here is
+Loaders in :mod:`flamefit.flame` return these; :class:`flamefit.flame.FLAME` consumes them. Everything here is
 numpy, in FLAME's model space (metres, y up, +z toward the viewer), so the containers can be
 built from the real FLAME files, from the converted ``.npz`` form or from the open demo head.
 """

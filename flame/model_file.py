@@ -3,7 +3,7 @@
 Reads ``generic_model.pkl`` (FLAME 2020), ``flame2023.pkl`` (FLAME 2023), the project's open
 demo head and the plain ``.npz`` written by :func:`save_flame_npz`. Every array is checked
 (keys, shapes, vertex counts, joint tree, finite values, skinning weights) so a wrong or damaged
-file fails here with one clear :class:`~flame.errors.ModelFileError` instead of deep inside the
+file fails here with one clear :class:`~flamefit.flame.errors.ModelFileError` instead of deep inside the
 LBS layer.
 
 On-disk keys (the pickle's and the ``.npz``'s): ``v_template (V, 3)``, ``f (F, 3)`` integers,
@@ -24,10 +24,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from flame.atomic_io import write_npz
-from flame.errors import ModelFileError
-from flame.model_data import FlameModelData
-from flame.pickle_io import chumpy_available, load_pickle, load_pickle_with_chumpy
+from flamefit.utils import write_npz
+from flamefit.flame.errors import ModelFileError
+from flamefit.flame.model_data import FlameModelData
+from flamefit.flame.pickle_io import chumpy_available, load_pickle, load_pickle_with_chumpy
 
 REQUIRED_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table")
 """Keys every FLAME-format model file must hold."""
@@ -213,7 +213,7 @@ def load_flame_model(path: str | Path) -> FlameModelData:
     """Load ``generic_model.pkl``, ``flame2023.pkl``, the demo head or a converted ``.npz``.
 
     Pickles are read with chumpy when ``import chumpy`` works, otherwise (the usual case on
-    modern NumPy) with the restricted unpickler of :mod:`flame.pickle_io`; both refuse classes
+    modern NumPy) with the restricted unpickler of :mod:`flamefit.flame.pickle_io`; both refuse classes
     a FLAME file never contains. ``.npz`` files are read with ``allow_pickle=False``.
 
     Args:

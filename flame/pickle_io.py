@@ -22,7 +22,7 @@ chumpy, which no longer imports on modern NumPy, and would run any code a tamper
   needed by DECA's ``landmark_embedding.npy``; tensors come back as ``ndarray``.
 
 Every other class or callable (``os.system``, ``builtins.eval``, ``subprocess.Popen`` ...) is
-refused with a :class:`~flame.errors.ModelFileError` before anything is called.
+refused with a :class:`~flamefit.flame.errors.ModelFileError` before anything is called.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
-from flame.errors import ModelFileError
+from flamefit.flame.errors import ModelFileError
 
 _ENCODING = "latin1"
 """Python-2 ``str`` objects (numpy's raw array bytes among them) decode byte for byte."""

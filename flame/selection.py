@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from flame.errors import ModelFileError
+from flamefit.flame.errors import ModelFileError
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def select_model(flame_dir: str | Path | None = None, demo: bool = False) -> Mod
                 "the FLAME website (see data/README.md), or run without --flame-dir to use the "
                 "demo head",
             )
-    from flame.demo_head import ensure_demo_head
+    from flamefit.flame.demo_head import ensure_demo_head
 
     folder = ensure_demo_head()
     found = files_in(folder, kind="demo")

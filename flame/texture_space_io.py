@@ -7,7 +7,7 @@ Two layouts exist on disk, both BGR:
 * ``FLAME_albedo_from_BFM.npz``: ``MU (H * W * 3,)`` and ``PC (H * W * 3, K)``, values 0-1,
   flattened in ``(H, W, 3)`` order with ``H == W``.
 
-In memory (:class:`flame.model_data.TextureSpace`) the space is always RGB in [0, 1], float32,
+In memory (:class:`flamefit.flame.model_data.TextureSpace`) the space is always RGB in [0, 1], float32,
 image rows top to bottom. Spaces built by this project are written in the ``FLAME_texture.npz``
 layout, with their metadata as extra ``meta_<name>`` keys, so any reader of the official file
 reads them too. Every file is read with ``allow_pickle=False``: a texture file never needs
@@ -22,9 +22,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from flame.atomic_io import write_npz
-from flame.errors import ModelFileError
-from flame.model_data import TextureSpace
+from flamefit.utils import write_npz
+from flamefit.flame.errors import ModelFileError
+from flamefit.flame.model_data import TextureSpace
 
 META_PREFIX = "meta_"
 """Prefix of the keys that hold :attr:`TextureSpace.metadata` entries in a saved ``.npz``."""

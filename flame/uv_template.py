@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flame.errors import ModelFileError
-from flame.model_data import UVTemplate
+from flamefit.flame.errors import ModelFileError
+from flamefit.flame.model_data import UVTemplate
 
 
 def _parse_faces(path: Path, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:

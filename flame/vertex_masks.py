@@ -3,7 +3,7 @@
 The file is a Python-2 pickled dict from region name (``face``, ``left_eyeball``,
 ``right_eyeball``, ``lips``, ``nose``, ``neck``, ``scalp``, ``forehead``, ``eye_region``,
 ``boundary``, ``left_ear``, ``right_ear`` ...) to an array of vertex indices. It is read with the
-restricted unpickler of :mod:`flame.pickle_io`. A plain ``.npz`` with one key per region is
+restricted unpickler of :mod:`flamefit.flame.pickle_io`. A plain ``.npz`` with one key per region is
 accepted too (read without pickle).
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from flame.errors import ModelFileError
-from flame.pickle_io import load_pickle
+from flamefit.flame.errors import ModelFileError
+from flamefit.flame.pickle_io import load_pickle
 
 
 def _read(path: Path) -> Any:

@@ -2,15 +2,15 @@
 
 Modules, one job each:
 
-* :mod:`renderer.rasterize` — ``rasterize(vertices_screen, faces, image_size, ...) -> Fragments``
-* :mod:`renderer.interpolate` — ``interpolate(attributes, fragments, faces)``
-* :mod:`renderer.cameras` — ``OrthographicCamera`` (DECA ``[s, tx, ty]``), ``PerspectiveCamera``
-* :mod:`renderer.shading` — normals and DECA's 9-coefficient SH lighting
-* :mod:`renderer.texturing` — UV texture sampling, region masks
-* :mod:`renderer.render` — ``render_textured`` / ``render_shape``
-* :mod:`renderer.nvdiffrast_backend` — the optional nvdiffrast visibility pass
-* :mod:`renderer.visualize` — shape renders, overlays, landmarks, sheets, animations
-* :mod:`renderer.export` — OBJ/MTL/PNG, PLY, GLB
+* :mod:`flamefit.renderer.rasterize` — ``rasterize(vertices_screen, faces, image_size, ...) -> Fragments``
+* :mod:`flamefit.renderer.interpolate` — ``interpolate(attributes, fragments, faces)``
+* :mod:`flamefit.renderer.cameras` — ``OrthographicCamera`` (DECA ``[s, tx, ty]``), ``PerspectiveCamera``
+* :mod:`flamefit.renderer.shading` — normals and DECA's 9-coefficient SH lighting
+* :mod:`flamefit.renderer.texturing` — UV texture sampling, region masks
+* :mod:`flamefit.renderer.render` — ``render_textured`` / ``render_shape``
+* :mod:`flamefit.renderer.nvdiffrast_backend` — the optional nvdiffrast visibility pass
+* :mod:`flamefit.renderer.visualize` — shape renders, overlays, landmarks, sheets, animations
+* :mod:`flamefit.renderer.export` — OBJ/MTL/PNG, PLY, GLB
 
 Conventions: screen space is pixels, origin top-left, x right, y down, pixel centres at
 integer + 0.5, smaller depth = nearer; images are ``(B, C, H, W)``; per-pixel rasteriser
@@ -19,46 +19,46 @@ outputs ``(B, H, W, ...)``; model space is FLAME's (metres, y up, +z toward the 
 
 from __future__ import annotations
 
-from flame.lazy import lazy_getattr
+from flamefit.utils import lazy_getattr
 
 _EXPORTS = {
-    "Fragments": "renderer.fragments",
-    "rasterize": "renderer.rasterize",
-    "rasterize_visibility": "renderer.rasterize",
-    "fragments_from_face_index": "renderer.rasterize",
-    "interpolate": "renderer.interpolate",
-    "interpolate_covered": "renderer.interpolate",
-    "OrthographicCamera": "renderer.cameras",
-    "PerspectiveCamera": "renderer.cameras",
-    "front_facing_rotation": "renderer.cameras",
-    "face_normals": "renderer.shading",
-    "vertex_normals": "renderer.shading",
-    "sh_basis": "renderer.shading",
-    "sh_shading": "renderer.shading",
-    "rotate_sh_light": "renderer.shading",
-    "constant_light": "renderer.shading",
-    "SH_CONSTANT_FACTORS": "renderer.shading",
-    "sample_texture": "renderer.texturing",
-    "face_corner_uvs": "renderer.texturing",
-    "region_mask": "renderer.texturing",
-    "RenderOutput": "renderer.render",
-    "render_textured": "renderer.render",
-    "render_shape": "renderer.render",
-    "shape_light": "renderer.render",
-    "nvdiffrast_available": "renderer.nvdiffrast_backend",
-    "NvdiffrastUnavailable": "renderer.nvdiffrast_backend",
-    "shape_image": "renderer.visualize",
-    "textured_image": "renderer.visualize",
-    "overlay": "renderer.visualize",
-    "draw_landmarks": "renderer.visualize",
-    "make_sheet": "renderer.visualize",
-    "save_animation": "renderer.visualize",
+    "Fragments": "flamefit.renderer.fragments",
+    "rasterize": "flamefit.renderer.rasterize",
+    "rasterize_visibility": "flamefit.renderer.rasterize",
+    "fragments_from_face_index": "flamefit.renderer.rasterize",
+    "interpolate": "flamefit.renderer.interpolate",
+    "interpolate_covered": "flamefit.renderer.interpolate",
+    "OrthographicCamera": "flamefit.renderer.cameras",
+    "PerspectiveCamera": "flamefit.renderer.cameras",
+    "front_facing_rotation": "flamefit.renderer.cameras",
+    "face_normals": "flamefit.renderer.shading",
+    "vertex_normals": "flamefit.renderer.shading",
+    "sh_basis": "flamefit.renderer.shading",
+    "sh_shading": "flamefit.renderer.shading",
+    "rotate_sh_light": "flamefit.renderer.shading",
+    "constant_light": "flamefit.renderer.shading",
+    "SH_CONSTANT_FACTORS": "flamefit.renderer.shading",
+    "sample_texture": "flamefit.renderer.texturing",
+    "face_corner_uvs": "flamefit.renderer.texturing",
+    "region_mask": "flamefit.renderer.texturing",
+    "RenderOutput": "flamefit.renderer.render",
+    "render_textured": "flamefit.renderer.render",
+    "render_shape": "flamefit.renderer.render",
+    "shape_light": "flamefit.renderer.render",
+    "nvdiffrast_available": "flamefit.renderer.nvdiffrast_backend",
+    "NvdiffrastUnavailable": "flamefit.renderer.nvdiffrast_backend",
+    "shape_image": "flamefit.renderer.visualize",
+    "textured_image": "flamefit.renderer.visualize",
+    "overlay": "flamefit.renderer.visualize",
+    "draw_landmarks": "flamefit.renderer.visualize",
+    "make_sheet": "flamefit.renderer.visualize",
+    "save_animation": "flamefit.renderer.visualize",
     "to_uint8": "renderer.visualize",
-    "save_obj": "renderer.export",
-    "save_ply": "renderer.export",
-    "save_glb": "renderer.export",
+    "save_obj": "flamefit.renderer.export",
+    "save_ply": "flamefit.renderer.export",
+    "save_glb": "flamefit.renderer.export",
 }
 
 __all__ = sorted(_EXPORTS)
 
-__getattr__ = lazy_getattr("renderer", _EXPORTS)
+__getattr__ = lazy_getattr("flamefit.renderer", _EXPORTS)

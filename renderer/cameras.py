@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from renderer.device_constants import device_constant
+from flamefit.renderer.device_constants import device_constant
 
 __all__ = [
     "OrthographicCamera",

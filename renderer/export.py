@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flame.atomic_io import atomic_write
+from flamefit.utils import atomic_write
 
 __all__ = ["save_obj", "save_ply", "save_glb", "atomic_write_bytes"]
 

@@ -5,7 +5,7 @@ Per-pixel tensors are batch-first and channel-last, ``(B, H, W, ...)``, like nvd
 (screen space: pixels, origin at the top-left corner of the image, x right, y down).
 
 Besides the dense images, a :class:`Fragments` keeps the *compact* list of covered pixels
-(``pixel_index``, ``pixel_face``, ``pixel_bary``). :func:`renderer.interpolate.interpolate`
+(``pixel_index``, ``pixel_face``, ``pixel_bary``). :func:`flamefit.renderer.interpolate.interpolate`
 works on that list only, so the cost of shading scales with the number of covered pixels, not
 with ``B * H * W``.
 """

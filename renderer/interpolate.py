@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from renderer.fragments import Fragments
+from flamefit.renderer.fragments import Fragments
 
 __all__ = [
     "interpolate",
@@ -44,7 +44,7 @@ def interpolate_channels(
 
     Args:
         attributes: as in :func:`interpolate_covered`.
-        fragments: from :func:`renderer.rasterize.rasterize`.
+        fragments: from :func:`flamefit.renderer.rasterize.rasterize`.
         faces: ``(F, 3)`` int64, the faces that were rasterised.
 
     Returns:
@@ -97,7 +97,7 @@ def interpolate_covered(
             * ``(F, 3, C)`` per face corner, shared by the batch (e.g. UVs ``vt[ft]``, which
               handles seams: the two sides of a seam use different corner values),
             * ``(B, F, 3, C)`` per face corner and batch element.
-        fragments: from :func:`renderer.rasterize.rasterize`.
+        fragments: from :func:`flamefit.renderer.rasterize.rasterize`.
         faces: ``(F, 3)`` int64, the faces that were rasterised.
 
     Returns:
@@ -118,7 +118,7 @@ def interpolate(
     Args:
         attributes: ``(B, V, C)`` per vertex, ``(F, 3, C)`` or ``(B, F, 3, C)`` per face corner
             (see :func:`interpolate_covered`).
-        fragments: from :func:`renderer.rasterize.rasterize`.
+        fragments: from :func:`flamefit.renderer.rasterize.rasterize`.
         faces: ``(F, 3)`` int64.
         background: value written where no triangle covers the pixel.
 

@@ -22,7 +22,7 @@ whole, nvdiffrast would clip it; collapsing keeps the two identical). To do that
 element the triangles are drawn from unshared corners (``3 F`` vertices).
 
 Only the visibility (``triangle_id``) is taken from nvdiffrast; barycentrics and depth are then
-recomputed by :func:`renderer.rasterize.fragments_from_face_index`, so gradients are the same as
+recomputed by :func:`flamefit.renderer.rasterize.fragments_from_face_index`, so gradients are the same as
 with the torch backend. :func:`fragments_from_rast` converts nvdiffrast's own ``(u, v, z/w, id)``
 output for comparison.
 """
@@ -37,8 +37,8 @@ import sys
 
 import torch
 
-from renderer.device_constants import device_constant
-from renderer.fragments import Fragments
+from flamefit.renderer.device_constants import device_constant
+from flamefit.renderer.fragments import Fragments
 
 __all__ = [
     "NvdiffrastUnavailable",
@@ -191,7 +191,7 @@ def rasterize_visibility_nvdiffrast(
 ) -> torch.Tensor:
     """Nearest triangle per pixel by nvdiffrast: ``(B, H, W)`` int64, ``-1`` for background.
 
-    Same conventions and drop rules as :func:`renderer.rasterize.rasterize_visibility`.
+    Same conventions and drop rules as :func:`flamefit.renderer.rasterize.rasterize_visibility`.
     """
     dr, context = load_nvdiffrast(vertices_screen.device)
     vertices = vertices_screen.detach().float()

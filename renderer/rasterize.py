@@ -9,7 +9,7 @@ Conventions
 * **Depth**: ``vertices_screen[..., 2]``; *smaller is nearer to the camera*. With
   ``perspective_correct=False`` (orthographic cameras) any sign is allowed and depth is
   interpolated affinely in screen space. With ``perspective_correct=True`` the third coordinate
-  must be the camera-space depth ``z_cam`` (what :meth:`renderer.cameras.PerspectiveCamera.project`
+  must be the camera-space depth ``z_cam`` (what :meth:`flamefit.renderer.cameras.PerspectiveCamera.project`
   returns); a triangle with any corner at ``z_cam <= near`` is *behind the camera* and is
   dropped whole (no near-plane clipping), and barycentrics and depth are perspective-correct.
 * **Orientation**: a triangle is front-facing when its corners appear counter-clockwise to the
@@ -55,11 +55,10 @@ from __future__ import annotations
 
 import torch
 
-from renderer.fragments import Fragments
+from flamefit.renderer.choices import BACKENDS
+from flamefit.renderer.fragments import Fragments
 
 __all__ = ["rasterize", "rasterize_visibility", "fragments_from_face_index", "BACKENDS"]
-
-BACKENDS = ("torch", "nvdiffrast", "auto")
 
 _NO_HIT = torch.iinfo(torch.int64).max
 _LOW32 = 0xFFFFFFFF
@@ -88,20 +87,20 @@ def rasterize(
             perspective-correctly. False for orthographic cameras.
         near: depth of the near plane (model units) used when ``perspective_correct``.
         backend: ``"torch"`` (this module), ``"nvdiffrast"`` (visibility by nvdiffrast on CUDA,
-            see :mod:`renderer.nvdiffrast_backend`) or ``"auto"`` (nvdiffrast when it is
+            see :mod:`flamefit.renderer.nvdiffrast_backend`) or ``"auto"`` (nvdiffrast when it is
             installed and the tensors are on CUDA, torch otherwise). All give the same
             :class:`Fragments`, with barycentrics computed by the same differentiable code.
         max_pairs_per_chunk: bound on the (pixel, triangle) candidate pairs held at once in
             the torch visibility pass.
 
     Returns:
-        :class:`renderer.fragments.Fragments` with ``face_index (B, H, W)``,
+        :class:`flamefit.renderer.fragments.Fragments` with ``face_index (B, H, W)``,
         ``bary (B, H, W, 3)``, ``depth (B, H, W)`` and ``mask (B, H, W)``.
     """
     vertices_screen, faces, image_size = _check_inputs(vertices_screen, faces, image_size)
     chosen = _choose_backend(backend, vertices_screen)
     if chosen == "nvdiffrast":
-        from renderer.nvdiffrast_backend import rasterize_visibility_nvdiffrast
+        from flamefit.renderer.nvdiffrast_backend import rasterize_visibility_nvdiffrast
 
         face_index = rasterize_visibility_nvdiffrast(
             vertices_screen, faces, image_size, cull_backfaces, perspective_correct, near
@@ -143,12 +142,12 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
     """The rasteriser that ``backend`` means for tensors on ``device``: ``"torch"`` or
     ``"nvdiffrast"``. ``"auto"`` is nvdiffrast when it is installed and loads on that CUDA
     device, torch otherwise; an explicit ``"nvdiffrast"`` raises
-    :class:`renderer.nvdiffrast_backend.NvdiffrastUnavailable` when it cannot run there."""
+    :class:`flamefit.renderer.nvdiffrast_backend.NvdiffrastUnavailable` when it cannot run there."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "torch":
         return "torch"
-    from renderer.nvdiffrast_backend import nvdiffrast_available, require_nvdiffrast
+    from flamefit.renderer.nvdiffrast_backend import nvdiffrast_available, require_nvdiffrast
 
     device = torch.device(device)
     if backend == "nvdiffrast":

@@ -4,8 +4,8 @@
 normals -> sample albedo texture, SH shading -> image = albedo * shading``.
 
 All shading happens on the compact list of covered pixels, channel-major ``(C, N)`` (see
-:mod:`renderer.interpolate`): corner UVs and normals are gathered per pixel, the texture is
-sampled only there (:func:`renderer.texturing.sample_texture_covered`), and only the final
+:mod:`flamefit.renderer.interpolate`): corner UVs and normals are gathered per pixel, the texture is
+sampled only there (:func:`flamefit.renderer.texturing.sample_texture_covered`), and only the final
 images are dense, written with one ``scatter`` each. Images are ``(B, C, H, W)`` (kornia /
 torchvision convention); the fragments stay ``(B, H, W, ...)``.
 """
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from renderer.device_constants import device_constant
-from renderer.fragments import Fragments
-from renderer.interpolate import blend_corners
-from renderer.rasterize import rasterize
-from renderer.shading import SH_CONSTANT_FACTORS, normalize_channels, sh_basis_channels, vertex_normals_channels
-from renderer.texturing import region_mask, sample_texture_covered
+from flamefit.renderer.device_constants import device_constant
+from flamefit.renderer.fragments import Fragments
+from flamefit.renderer.interpolate import blend_corners
+from flamefit.renderer.rasterize import rasterize
+from flamefit.renderer.shading import SH_CONSTANT_FACTORS, normalize_channels, sh_basis_channels, vertex_normals_channels
+from flamefit.renderer.texturing import region_mask, sample_texture_covered
 
 __all__ = ["RenderOutput", "render_textured", "render_shape", "shape_light", "rasterize_with_camera"]
 
@@ -34,7 +34,7 @@ class RenderOutput:
         image: ``(B, 3, H, W)`` lit colour ``albedo * shading`` on covered pixels, the background
             elsewhere (0 unless given).
         alpha: ``(B, 1, H, W)`` coverage, 1 on covered pixels, 0 elsewhere (float).
-        fragments: the rasteriser's :class:`renderer.fragments.Fragments`.
+        fragments: the rasteriser's :class:`flamefit.renderer.fragments.Fragments`.
         albedo: ``(B, 3, H, W)`` unlit colour (0 on background); like ``shading`` and
             ``normals`` built from the compact per-pixel values when first read (the fit never
             reads them, so its hot loop does not pay for the dense images).
@@ -201,14 +201,14 @@ def render_textured(
 
     Args:
         vertices: ``(B, V, 3)`` model space (metres, y up, +z toward the viewer).
-        camera: :class:`renderer.cameras.OrthographicCamera` or
-            :class:`renderer.cameras.PerspectiveCamera` (one camera per batch element).
+        camera: :class:`flamefit.renderer.cameras.OrthographicCamera` or
+            :class:`flamefit.renderer.cameras.PerspectiveCamera` (one camera per batch element).
         faces: ``(F, 3)`` int64 vertex indices.
         vt: ``(T, 2)`` OBJ texture coordinates (v = 0 at the bottom of the texture image).
         ft: ``(F, 3)`` int64 indices into ``vt`` per face corner (seams allowed).
         albedo_texture: ``(B, 3, Ht, Wt)`` (or batch 1) RGB albedo in UV space, row 0 = v = 1.
         light: ``(B, 9, 3)`` (or batch 1) SH coefficients, DECA's order and factors, acting on
-            **model-space** normals (see :mod:`renderer.shading`).
+            **model-space** normals (see :mod:`flamefit.renderer.shading`).
         background: ``(B, 3, H, W)`` image or a scalar composited behind the mesh; ``None``
             leaves zeros.
         cull_backfaces: drop triangles facing away from the camera before visibility.

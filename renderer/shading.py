@@ -27,8 +27,8 @@ import math
 
 import torch
 
-from renderer.device_constants import device_constant
-from renderer.rasterize import gather_corners
+from flamefit.renderer.device_constants import device_constant
+from flamefit.renderer.rasterize import gather_corners
 
 __all__ = [
     "SH_CONSTANT_FACTORS",

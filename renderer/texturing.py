@@ -1,6 +1,6 @@
 """UV texture sampling and per-pixel region masks.
 
-UV convention (OBJ, and :class:`flame.model_data.UVTemplate`): ``u`` in [0, 1] runs left to
+UV convention (OBJ, and :class:`flamefit.flame.model_data.UVTemplate`): ``u`` in [0, 1] runs left to
 right across the texture image, ``v`` in [0, 1] runs *bottom to top* — ``v = 0`` is the bottom
 edge of the last row, ``v = 1`` the top edge of row 0. Texel ``(row r, column c)`` of an
 ``Ht x Wt`` texture has its centre at ``u = (c + 0.5) / Wt``, ``v = 1 - (r + 0.5) / Ht``.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from renderer.fragments import Fragments
-from renderer.interpolate import interpolate_covered, scatter_to_image
+from flamefit.renderer.fragments import Fragments
+from flamefit.renderer.interpolate import interpolate_covered, scatter_to_image
 
 __all__ = ["uv_to_grid", "sample_texture", "sample_texture_covered", "face_corner_uvs", "region_mask"]
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from renderer.render import render_shape, render_textured
+from flamefit.renderer.render import render_shape, render_textured
 
 __all__ = [
     "DETECTED_COLOR",
@@ -41,7 +41,7 @@ def shape_image(vertices: torch.Tensor, camera, faces: torch.Tensor, background:
 
     Args:
         vertices: ``(B, V, 3)`` model space. camera: orthographic or perspective camera.
-        faces: ``(F, 3)`` int64. kwargs: passed to :func:`renderer.render.render_shape`.
+        faces: ``(F, 3)`` int64. kwargs: passed to :func:`flamefit.renderer.render.render_shape`.
     """
     with torch.no_grad():
         out = render_shape(vertices, camera, faces, background=background, **kwargs)

@@ -2,19 +2,19 @@
 
 Each round ``r``:
 
-1. **fit + unwrap** every photo, in batches: :func:`fitting.prepare.prepare_image` (detection,
+1. **fit + unwrap** every photo, in batches: :func:`flamefit.fitting.prepare.prepare_image` (detection,
    or the user's ``<stem>.npy`` landmarks; the landmarks found are cached for later rounds),
-   :func:`fitting.optimizer.fit_batch` with the current albedo space plus a per-texel albedo
-   offset, then :func:`texture_space.unwrap.unwrap_photos` on a crop of the same square at the
+   :func:`flamefit.fitting.optimizer.fit_batch` with the current albedo space plus a per-texel albedo
+   offset, then :func:`flamefit.texture_space.unwrap.unwrap_photos` on a crop of the same square at the
    unwrap resolution. A photo is *skipped* (with its reason) when it cannot be prepared (not an
    image, no face ...), its fit fails, or too little of the face region's skin is seen
    (``min_skin``). Each photo's result is written when its batch is done, so a rerun after a
    crash redoes only unfinished photos.
-2. **complete** the training maps' unseen texels (:func:`texture_space.completion.complete_textures`,
+2. **complete** the training maps' unseen texels (:func:`flamefit.texture_space.completion.complete_textures`,
    default ``"combined"``: mirror texels, then low-rank imputation, then inpainting; see the
    tests for the measured comparison with the other methods);
 3. **PCA** of the completed maps, streamed from a memory-mapped stack under ``DIR``
-   (:func:`texture_space.pca.texture_pca`), saved in the ``FLAME_texture.npz`` layout;
+   (:func:`flamefit.texture_space.pca.texture_pca`), saved in the ``FLAME_texture.npz`` layout;
 4. **evaluate**: compactness (variance explained by the first k components), generalisation
    (the held-out photos' visible texels reconstructed with the space, against the mean alone),
    and the mean fitting error of the round's fits.
@@ -29,7 +29,7 @@ landmarks (checked against the report's ``crop_to_original``) and unwraps it wit
 parameters; photos whose fit failed are skipped in every round with the fit's reason, and later
 rounds refit the others as usual, with the fit's landmarks. The held-out photos
 (``holdout`` of the usable ones, at least 2, chosen by a hash of their names) are the same in
-every round and never enter a space. See :mod:`texture_space.state` for the folder layout.
+every round and never enter a space. See :mod:`flamefit.texture_space.state` for the folder layout.
 """
 
 from __future__ import annotations
@@ -46,10 +46,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from fitting.errors import InputError
-from fitting.fit_images import per_image_file
-from fitting.results_io import write_json
-from texture_space.state import (
+from flamefit.fitting.errors import InputError
+from flamefit.fitting.fit_images import per_image_file
+from flamefit.fitting.results_io import write_json
+from flamefit.renderer.devices import resolve_device
+from flamefit.texture_space.options import BuildOptions
+from flamefit.texture_space.state import (
     BuildFolder,
     check_settings,
     load_unwrap,
@@ -62,74 +64,6 @@ log = logging.getLogger(__name__)
 
 PhotoCallback = Callable[[int, str, dict], None]
 """``on_photo(round, name, record)``, called after each photo's record is written."""
-
-
-@dataclass
-class BuildOptions:
-    """Options of :func:`build_texture_space` (the CLI's flags).
-
-    Attributes:
-        components: ``K``, components of the space (capped at the training photos - 1).
-        rounds: fit-unwrap-PCA rounds.
-        resolution: side of the UV maps and of the saved space (256 or 512; any size works).
-        batch_size: photos fitted and unwrapped together.
-        device: torch device of fitting and unwrapping.
-        iters: ``(rigid, full)`` optimiser steps per fit.
-        fit_resolution: crop side the fit runs at.
-        unwrap_crop: crop side the photos are unwrapped from (default ``max(resolution,
-            fit_resolution)``): the same crop square, re-cut from the photo at this size.
-        landmarks: a folder of ``<stem>.npy`` (or .txt/.pts) 68x2 landmarks in original photo
-            pixels, used instead of detection; or None.
-        mask: a folder of ``<stem>.png`` masks (white = use) limiting the photometric term and
-            the unwrapped pixels; or None.
-        init_space: a texture space (``FLAME_texture.npz`` layout) to start round 0 with.
-        bootstrap: round 0 without ``init_space``: ``"constant"`` skin albedo or ``"model"``
-            (the model folder's own albedo space, e.g. the demo head's).
-        flame_dir, demo_head: which head model (see :func:`flame.selection.select_model`).
-        camera: ``"orthographic"`` or ``"perspective"``.
-        seed: seed of the fits and of the held-out choice.
-        min_skin: least fraction of the face region's texels a photo must show.
-        holdout: fraction of the usable photos held out for generalisation (at least 2 when
-            at least 5 are usable; none below).
-        completion: method of :func:`texture_space.completion.complete_textures`.
-        completion_rank: rank of the low-rank imputation.
-        pca_method: ``"gram"``, ``"randomized"`` or ``"auto"`` (randomised when ``K + 10``
-            is under a quarter of the photos).
-        detector: face/landmark detector of :func:`fitting.prepare.prepare_image`.
-        backend: rasteriser (``"auto"``: nvdiffrast on CUDA when installed).
-        n_shape, n_expression: model components fitted.
-        keep_stacks: keep the round's memory-mapped map stacks (large) after its space is saved.
-        from_fits: a ``flamefit fit`` output folder whose results replace round 0's fits (the
-            photos are those its reports name; no other inputs may be given); or None.
-    """
-
-    components: int = 50
-    rounds: int = 2
-    resolution: int = 256
-    batch_size: int = 8
-    device: str = "cpu"
-    iters: tuple[int, int] = (100, 300)
-    fit_resolution: int = 224
-    unwrap_crop: int | None = None
-    landmarks: Path | None = None
-    mask: Path | None = None
-    init_space: Path | None = None
-    bootstrap: str = "constant"
-    flame_dir: Path | None = None
-    demo_head: bool = False
-    camera: str = "orthographic"
-    seed: int = 0
-    min_skin: float = 0.1
-    holdout: float = 0.1
-    completion: str = "combined"
-    completion_rank: int = 10
-    pca_method: str = "auto"
-    detector: str = "auto"
-    backend: str = "auto"
-    n_shape: int = 100
-    n_expression: int = 50
-    keep_stacks: bool = False
-    from_fits: Path | None = None
 
 
 @dataclass
@@ -169,10 +103,10 @@ class _Model:
 
 
 def _load_model(options: BuildOptions, device: torch.device) -> _Model:
-    from fitting.scene import HeadScene
-    from flame.selection import select_model
-    from texture_space.mirror import mirror_texel_map, mirror_vertices
-    from texture_space.unwrap import texel_surface
+    from flamefit.fitting.scene import HeadScene
+    from flamefit.flame.selection import select_model
+    from flamefit.texture_space.mirror import mirror_texel_map, mirror_vertices
+    from flamefit.texture_space.unwrap import texel_surface
 
     files = select_model(options.flame_dir, demo=options.demo_head)
     scene = HeadScene.from_model_files(files, n_shape=1, n_expression=1, n_texture=0)
@@ -191,10 +125,10 @@ def _load_model(options: BuildOptions, device: torch.device) -> _Model:
 
 def _scene(model: _Model, options: BuildOptions, space: Path | None, device: torch.device):
     """The fitting scene of a round: the given space, or the bootstrap albedo."""
-    from fitting.albedo import AlbedoModel
-    from fitting.scene import HeadScene
+    from flamefit.fitting.albedo import AlbedoModel
+    from flamefit.fitting.scene import HeadScene
 
-    from renderer.rasterize import resolve_backend
+    from flamefit.renderer.rasterize import resolve_backend
 
     backend = options.backend if options.backend != "auto" else resolve_backend("auto", device)
     scene = HeadScene.from_model_files(
@@ -241,8 +175,8 @@ def _previous_parameters(folder: BuildFolder, round_index: int, names: list[str]
 
 def _unwrap_inputs(items, crop_size: int, device):
     """Crops of the fitted squares at ``crop_size`` and their pixel weights ``(B, 1, R, R)``."""
-    from fitting.crop import crop_image
-    from texture_space.unwrap import resample_weights
+    from flamefit.fitting.crop import crop_image
+    from flamefit.texture_space.unwrap import resample_weights
 
     crops, inside = [], []
     for item in items:
@@ -261,9 +195,9 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
     photo's ``flamefit fit`` report (None when missing); round 0 then unwraps the fits as they are."""
     from tqdm import tqdm
 
-    from fitting.optimizer import FitConfig, fit_batch
-    from fitting.prepare import prepare_image
-    from texture_space.unwrap import unwrap_photos
+    from flamefit.fitting.optimizer import FitConfig, fit_batch
+    from flamefit.fitting.prepare import prepare_image
+    from flamefit.texture_space.unwrap import unwrap_photos
 
     device = next(scene.buffers()).device
     config = FitConfig(resolution=options.fit_resolution, rigid_steps=options.iters[0],
@@ -353,7 +287,7 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
 
 
 def _save_landmarks(path: Path, points: np.ndarray) -> None:
-    from flame.atomic_io import atomic_write
+    from flamefit.utils import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda stream: np.save(stream, np.asarray(points, dtype=np.float64)))
@@ -380,8 +314,8 @@ def _load_fit(folder: BuildFolder, options: BuildOptions, scene, fit_dir: Path, 
     Raises:
         ValueError, InputError, OSError, KeyError: a missing or inconsistent result, with why.
     """
-    from fitting.outputs import crop_to_original_matrix
-    from fitting.prepare import prepare_image
+    from flamefit.fitting.outputs import crop_to_original_matrix
+    from flamefit.fitting.prepare import prepare_image
 
     with np.load(fit_dir / "params.npz", allow_pickle=False) as data:
         values = {key: data[key] for key in data.files}
@@ -417,8 +351,8 @@ def _load_fit(folder: BuildFolder, options: BuildOptions, scene, fit_dir: Path, 
 
 def _unwrap_fits(folder, model, scene, options, loaded, inputs, fits, crop_size, finish) -> None:
     """Unwrap a batch of ``(PreparedImage, parameters)`` of ``flamefit fit`` results (no refit)."""
-    from fitting.parameters import FitParameters
-    from texture_space.unwrap import unwrap_photos
+    from flamefit.fitting.parameters import FitParameters
+    from flamefit.texture_space.unwrap import unwrap_photos
 
     device = next(scene.buffers()).device
     items = [item for item, _ in loaded]
@@ -446,7 +380,7 @@ def _unwrap_fits(folder, model, scene, options, loaded, inputs, fits, crop_size,
 def _record_unwrapped(folder, model, options, round_index, items, records, statuses, params, unwrapped, finish) -> None:
     """Write each photo's fit, unwrap and record ("used", or "skipped" for a failed fit or too
     little skin seen)."""
-    from flame.atomic_io import write_npz
+    from flamefit.utils import write_npz
 
     seen = (unwrapped.confidence.reshape(len(items), -1)[:, model.surface.texel] > 0)
     skin_fraction = (seen & model.face_texels[None]).sum(dim=1) / model.face_texels.sum().clamp_min(1)
@@ -482,7 +416,7 @@ def holdout_names(names: list[str], fraction: float, seed: int) -> list[str]:
 def _load_stack(folder: BuildFolder, round_index: int, names: list[str], path: Path, resolution: int):
     """Write the names' unwrapped maps to ``path`` (float16 memory map) and their confidences
     next to it; returns the two memory maps ``(N, H, W, 3)`` and ``(N, H, W)``."""
-    from texture_space.texel_source import write_map_stack
+    from flamefit.texture_space.texel_source import write_map_stack
 
     confidence_path = path.with_name(path.stem + "_confidence.npy")
     confidence = np.lib.format.open_memmap(confidence_path, mode="w+", dtype=np.float16,
@@ -508,10 +442,10 @@ def _pca_method(options: BuildOptions, n_maps: int) -> str:
 def _build_round_space(folder, model, options, round_index, photos, show_progress) -> dict:
     from tqdm import tqdm
 
-    from flame.texture_space_io import load_texture_space, save_texture_space
-    from texture_space.completion import complete_textures
-    from texture_space.evaluation import compactness, generalisation
-    from texture_space.pca import texture_pca, to_texture_space
+    from flamefit.flame.texture_space_io import load_texture_space, save_texture_space
+    from flamefit.texture_space.completion import complete_textures
+    from flamefit.texture_space.evaluation import compactness, generalisation
+    from flamefit.texture_space.pca import texture_pca, to_texture_space
 
     started = time.time()
     records = {name: read_json(folder.photo_record(round_index, name)) for _, name in photos}
@@ -528,9 +462,10 @@ def _build_round_space(folder, model, options, round_index, photos, show_progres
     stages = tqdm(total=3, desc=f"round {round_index}: complete + PCA + evaluate", disable=not show_progress)
     maps, confidence = _load_stack(folder, round_index, train, round_dir / "maps.npy", options.resolution)
     completed = np.lib.format.open_memmap(round_dir / "completed.npy", mode="w+", dtype=np.float32, shape=maps.shape)
-    on_gpu = torch.device(options.device).type == "cuda"  # the imputation runs there too
+    device = resolve_device(options.device)  # the imputation runs there too when it is a GPU
     complete_textures(maps, confidence, options.completion, mirror_map=model.mirror_map,
-                      rank=options.completion_rank, out=completed, device=options.device if on_gpu else None)
+                      rank=options.completion_rank, out=completed,
+                      device=device if device.type == "cuda" else None)
     completed.flush()
     stages.update(1)
     n_components = min(options.components, len(train) - 1)
@@ -632,7 +567,7 @@ def fit_results(fits_dir: str | Path) -> tuple[list[tuple[Path, str]], dict[str,
     Raises:
         InputError: not a folder, or no result folders in it.
     """
-    from fitting.results_io import read_report
+    from flamefit.fitting.results_io import read_report
 
     fits_dir = Path(fits_dir)
     if not fits_dir.is_dir():
@@ -664,7 +599,7 @@ def build_texture_space(
 
     Resumable: a rerun with the same settings skips finished rounds and, in the current round,
     photos that already have a record. Writes ``DIR/texture_space.npz`` (the last round's),
-    ``rounds.json`` and ``summary.txt`` (see :mod:`texture_space.state`).
+    ``rounds.json`` and ``summary.txt`` (see :mod:`flamefit.texture_space.state`).
 
     Args:
         inputs: photos (files, folders of images, glob patterns); empty with ``from_fits``.
@@ -681,7 +616,7 @@ def build_texture_space(
             photos for a space.
         ValueError: the folder holds a build made with other fixed settings.
     """
-    from fitting.fit_images import collect_inputs, output_names
+    from flamefit.fitting.fit_images import collect_inputs, output_names
 
     options = options or BuildOptions()
     if options.rounds < 1 or options.components < 1:
@@ -701,7 +636,7 @@ def build_texture_space(
             raise InputError(None, "no photos given; pass image files, folders or glob patterns")
         photos = list(zip(paths, output_names(paths)))
     torch.manual_seed(options.seed)
-    device = torch.device(options.device)
+    device = resolve_device(options.device)
     model = _load_model(options, device)
     folder = BuildFolder(out_dir)
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(options).items()}

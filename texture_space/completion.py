@@ -12,11 +12,11 @@ whatever is left, returning complete maps:
 * ``"mean"`` — :func:`fill_with_mean`: per texel, the confidence-weighted mean over the photos
   that saw it (the baseline).
 * ``"symmetry"`` — :func:`fill_from_mirror`: the colour of the mirror texel
-  (:func:`texture_space.mirror.mirror_texel_map`) of the same photo, where that was seen.
+  (:func:`flamefit.texture_space.mirror.mirror_texel_map`) of the same photo, where that was seen.
 * ``"pca"`` — :func:`fill_low_rank`: low-rank imputation (EM for weighted low-rank
   approximation): alternately fill unseen values from a rank-``k`` PCA reconstruction of the
   current complete matrix and re-estimate the PCA, until the filled values stop changing.
-* ``"inpaint"`` — inpainting from neighbouring texels only (:mod:`texture_space.inpainting`).
+* ``"inpaint"`` — inpainting from neighbouring texels only (:mod:`flamefit.texture_space.inpainting`).
 * ``"combined"`` (default) — symmetry, then PCA imputation, then inpainting.
 """
 
@@ -30,8 +30,9 @@ from typing import Literal
 import numpy as np
 import scipy.linalg
 
-from texture_space.inpainting import InpaintMethod, inpaint_maps
-from texture_space.texel_source import as_texel_source, block_ranges
+from flamefit.texture_space.choices import COMPLETION_METHODS
+from flamefit.texture_space.inpainting import InpaintMethod, inpaint_maps
+from flamefit.texture_space.texel_source import as_texel_source, block_ranges
 
 CompletionMethod = Literal["mean", "symmetry", "pca", "inpaint", "combined"]
 
@@ -143,7 +144,7 @@ def fill_from_mirror(
     Args:
         maps: ``(N, H, W, 3)`` RGB in [0, 1]; confidence: ``(N, H, W)``, 0 = unseen.
         mirror_map: ``(H, W)`` flat index of the mirror texel, -1 where there is none (from
-            :func:`texture_space.mirror.mirror_texel_map`).
+            :func:`flamefit.texture_space.mirror.mirror_texel_map`).
         fill_confidence: factor on the mirror texel's confidence given to the filled texel
             (faces are not perfectly symmetric, nor is their lighting).
         chunk_mb, out: as in :func:`fill_with_mean`.
@@ -363,7 +364,7 @@ def inpaint_unseen(
     Args:
         maps: ``(N, H, W, 3)`` RGB in [0, 1]; confidence: ``(N, H, W)``, 0 = unseen.
         method: ``"diffusion"`` (batched multigrid membrane fill), ``"telea"`` or ``"ns"``
-            (``cv2.inpaint``); see :mod:`texture_space.inpainting`.
+            (``cv2.inpaint``); see :mod:`flamefit.texture_space.inpainting`.
         chunk_mb, out: as in :func:`fill_with_mean`.
 
     Returns:
@@ -423,7 +424,7 @@ def complete_textures(
         "combined": (["symmetry"] if mirror_map is not None else []) + ["pca"],
     }.get(method)  # type: ignore[assignment]
     if steps is None:
-        raise ValueError(f"unknown completion method {method!r}; use mean, symmetry, pca, inpaint or combined.")
+        raise ValueError(f"unknown completion method {method!r}; use one of {', '.join(COMPLETION_METHODS)}.")
     if "symmetry" in steps and mirror_map is None:
         raise ValueError("the symmetry method needs a mirror_map (texture_space.mirror.mirror_texel_map).")
     current, weights = maps, confidence

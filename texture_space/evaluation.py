@@ -17,8 +17,8 @@ import numpy as np
 import scipy.linalg
 from scipy.ndimage import gaussian_filter
 
-from flame.model_data import TextureSpace
-from texture_space.completion import complete_textures
+from flamefit.flame.model_data import TextureSpace
+from flamefit.texture_space.completion import complete_textures
 
 CompletionFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``complete(maps (N, H, W, 3), confidence (N, H, W)) -> (N, H, W, 3)``."""
@@ -84,7 +84,7 @@ def completion_errors(
     Args:
         maps: ``(N, H, W, 3)`` RGB in [0, 1], the truth at every visible texel.
         confidence: ``(N, H, W)``, 0 = unseen (these are neither hidden nor scored).
-        methods: names for :func:`texture_space.completion.complete_textures` (defaults for
+        methods: names for :func:`flamefit.texture_space.completion.complete_textures` (defaults for
             the other arguments), or ``{name: complete(maps, confidence) -> maps}``.
         fraction: share of each map's visible texels hidden.
         blob_size: blob scale in texels (see :func:`blob_mask`).

@@ -3,7 +3,7 @@
 FLAME's model space has x across the face (y up, +z toward the viewer), so the mirror is the
 reflection ``x -> -x``. :func:`mirror_vertices` pairs every vertex with the vertex nearest to
 its reflection; :func:`mirror_texel_map` carries that pairing to the texture: each texel's
-surface point (triangle + barycentrics, from :func:`~texture_space.uv_raster.rasterize_uv`) is
+surface point (triangle + barycentrics, from :func:`~flamefit.texture_space.uv_raster.rasterize_uv`) is
 moved to the mirrored triangle (the face made of the mirror vertices) with the same
 barycentrics — or, where the triangulation is not mirror-symmetric and no such face exists, to
 the nearest triangle of the mirrored point — and the texel holding that point's UV is its
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from texture_space.uv_raster import rasterize_uv, uv_to_texel
+from flamefit.texture_space.uv_raster import rasterize_uv, uv_to_texel
 
 
 def mirror_vertices(vertices: np.ndarray, tolerance: float | None = None, axis: int = 0) -> np.ndarray:

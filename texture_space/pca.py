@@ -1,7 +1,7 @@
 """PCA of a stack of UV albedo maps with memory bounded by a block size, not by ``N * D``.
 
 The maps form an ``(N, D)`` matrix ``X`` (``D = H * W * 3``) read in texel blocks (see
-:mod:`texture_space.texel_source`). Because the per-texel mean of a block needs only that
+:mod:`flamefit.texture_space.texel_source`). Because the per-texel mean of a block needs only that
 block, every quantity below is accumulated block by block in float64:
 
 * :func:`pca_gram` forms the ``N x N`` Gram matrix ``G = Xc Xcᵀ`` of the centred data in one
@@ -12,7 +12,7 @@ block, every quantity below is accumulated block by block in float64:
   Rayleigh-Ritz step in the ``N``-dimensional sample space and forms the components in a last
   pass. Cost ``~(2 q + 2) N (K + p) D``; faster than the Gram method when ``K + p << N / 4``.
 
-Both return the space in the layout of :class:`flame.model_data.TextureSpace`: ``basis_k =
+Both return the space in the layout of :class:`flamefit.flame.model_data.TextureSpace`: ``basis_k =
 sqrt(lambda_k) v_k`` with ``lambda_k`` the sample variance (``N - 1`` in the denominator), so
 that the coefficients of the training maps have unit sample variance. Working memory is the
 ``N x N`` (or ``N x (K + p)``) matrices, a few ``(N, block)`` arrays and the output basis, which
@@ -27,8 +27,8 @@ from typing import Any, Literal
 import numpy as np
 import scipy.linalg
 
-from flame.model_data import TextureSpace
-from texture_space.texel_source import MapStack, TexelSource, as_texel_source, iter_blocks
+from flamefit.flame.model_data import TextureSpace
+from flamefit.texture_space.texel_source import MapStack, TexelSource, as_texel_source, iter_blocks
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def pca_gram(
 
     Args:
         maps: ``(N, H, W, 3)`` RGB maps in [0, 1] (array or memory map) or a
-            :class:`~texture_space.texel_source.TexelSource`.
+            :class:`~flamefit.texture_space.texel_source.TexelSource`.
         n_components: ``K``; capped at ``N - 1``. Components beyond the numerical rank of the
             data come back as zeros with zero variance.
         chunk_mb: MiB of one float64 ``(N, block)`` texel block; peak working memory is about
@@ -213,7 +213,7 @@ def pca_randomized(
 
     Args:
         maps: ``(N, H, W, 3)`` RGB maps in [0, 1] (array or memory map) or a
-            :class:`~texture_space.texel_source.TexelSource`.
+            :class:`~flamefit.texture_space.texel_source.TexelSource`.
         n_components: ``K``; capped at ``N - 1`` (zeros beyond the numerical rank).
         oversampling: extra sketch columns ``p`` (``L = K + p``, capped at ``N``).
         n_power_iterations: ``q >= 1`` passes of ``Xc Xcᵀ``; 2 suits slowly decaying spectra.
@@ -292,11 +292,11 @@ def to_texture_space(
     ft: np.ndarray | None = None,
     **metadata: Any,
 ) -> TextureSpace:
-    """Wrap a :class:`PCAResult` as a :class:`~flame.model_data.TextureSpace`.
+    """Wrap a :class:`PCAResult` as a :class:`~flamefit.flame.model_data.TextureSpace`.
 
     The metadata always holds ``n_photos``, ``resolution``, ``explained_variance`` and
     ``explained_variance_ratio``, plus ``metadata``; save it with
-    :func:`flame.texture_space_io.save_texture_space`.
+    :func:`flamefit.flame.texture_space_io.save_texture_space`.
     """
     info = {
         "n_photos": result.n_samples,

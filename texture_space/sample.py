@@ -5,8 +5,8 @@ Writes, for the first ``n_components`` components ``k``:
 * ``uv_mean.png`` and ``uv_pc{k}_minus.png`` / ``uv_pc{k}_plus.png``: the mean and
   ``mean -/+ sigma * basis_k`` as UV images (row 0 = top = v 1);
 * ``components.png``: a sheet, one row per component, of ``-sigma``, mean, ``+sigma`` rendered on
-  the head (the model in use, :func:`flame.selection.select_model`; neutral shape, frontal,
-  the fixed grey light of :func:`renderer.render.shape_light`) next to the UV images;
+  the head (the model in use, :func:`flamefit.flame.selection.select_model`; neutral shape, frontal,
+  the fixed grey light of :func:`flamefit.renderer.render.shape_light`) next to the UV images;
 * ``samples.png``: renders of ``n_samples`` random albedos ``mean + basis @ c``, ``c ~ N(0, I)``.
 """
 
@@ -21,9 +21,9 @@ import torch
 def _render_albedos(scene, albedos: torch.Tensor, resolution: int) -> np.ndarray:
     """Render ``albedos (B, 3, T, T)`` on the neutral head, frontal, with a fixed grey light;
     returns ``(B, R, R, 3)`` uint8."""
-    from fitting.optimizer import camera_from_landmarks
-    from renderer.render import render_textured, shape_light
-    from renderer.visualize import to_uint8
+    from flamefit.fitting.optimizer import camera_from_landmarks
+    from flamefit.renderer.render import render_textured, shape_light
+    from flamefit.renderer.visualize import to_uint8
 
     batch = albedos.shape[0]
     params = scene.initial_parameters(batch, albedos.device)
@@ -63,7 +63,7 @@ def sample_texture_space(
         sigma: the offset along each component, in standard deviations.
         n_samples: random samples on ``samples.png``.
         render_resolution: side of each render.
-        flame_dir, demo_head: the head model to render on (:func:`flame.selection.select_model`);
+        flame_dir, demo_head: the head model to render on (:func:`flamefit.flame.selection.select_model`);
             its UV layout must be the space's.
         seed: seed of the random samples.
 
@@ -74,12 +74,12 @@ def sample_texture_space(
         ModelFileError: unreadable space file.
         ValueError: the space's ``vt``/``ft`` do not match the model's UV layout.
     """
-    from fitting.albedo import AlbedoModel
-    from fitting.results_io import write_image
-    from fitting.scene import HeadScene
-    from flame.selection import select_model
-    from flame.texture_space_io import load_texture_space
-    from renderer.visualize import make_sheet, to_uint8
+    from flamefit.fitting.albedo import AlbedoModel
+    from flamefit.fitting.results_io import write_image
+    from flamefit.fitting.scene import HeadScene
+    from flamefit.flame.selection import select_model
+    from flamefit.flame.texture_space_io import load_texture_space
+    from flamefit.renderer.visualize import make_sheet, to_uint8
 
     out_dir = Path(out_dir)
     space = load_texture_space(space_file)

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fitting.results_io import write_json
-from flame.atomic_io import write_npz
+from flamefit.fitting.results_io import write_json
+from flamefit.utils import write_npz
 
 SETTINGS_NAME = "build.json"
 FIXED_SETTINGS = ("resolution", "components", "model", "camera", "bootstrap", "init_space", "seed", "from_fits")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from texture_space.texel_source import TexelSource
+from flamefit.texture_space.texel_source import TexelSource
 
 
 def smooth_fields(count: int, resolution: int, rng: np.random.Generator, smoothness: float = 4.0, symmetric: bool = False) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Unwrap fitted photos into UV space: a de-lit albedo map and a confidence per texel.
 
 For every texel of the UV layout (:func:`texel_surface`: its triangle and barycentrics from
-:func:`texture_space.uv_raster.rasterize_uv`) and every photo of a batch (:func:`unwrap_photos`):
+:func:`flamefit.texture_space.uv_raster.rasterize_uv`) and every photo of a batch (:func:`unwrap_photos`):
 
 1. its surface point and normal on the *fitted, posed* mesh (model space), interpolated from
    the triangle's vertices and vertex normals (the normals the renderer shades with);
@@ -32,9 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from renderer.render import rasterize_with_camera
-from renderer.shading import sh_shading, vertex_normals
-from texture_space.uv_raster import rasterize_uv
+from flamefit.renderer.render import rasterize_with_camera
+from flamefit.renderer.shading import sh_shading, vertex_normals
+from flamefit.texture_space.uv_raster import rasterize_uv
 
 
 @dataclass(frozen=True)
@@ -156,8 +156,8 @@ def unwrap_photos(
     """Unwrap B fitted photo crops into de-lit UV albedo maps with per-texel confidence.
 
     Args:
-        scene: the :class:`fitting.scene.HeadScene` that was fitted (its model and camera type).
-        params: the fitted :class:`fitting.parameters.FitParameters` (batch B).
+        scene: the :class:`flamefit.fitting.scene.HeadScene` that was fitted (its model and camera type).
+        params: the fitted :class:`flamefit.fitting.parameters.FitParameters` (batch B).
         photos: ``(B, 3, R, R)`` RGB crops in [0, 1] of the fit's crop square, at any ``R``.
         weights: ``(B, 1, R, R)`` in [0, 1], which pixels may be used (skin probability x crop
             area inside the photo x user mask); bilinearly resampled at the texels.

@@ -12,9 +12,9 @@ Modules: :mod:`anatomy` (proportions and the skin's distance field), :mod:`geome
 
 from __future__ import annotations
 
-from flame.demo_head.blendshapes import EXPRESSION_COMPONENTS, IDENTITY_COMPONENTS
-from flame.demo_head.builder import GENERATOR_VERSION, MODEL_NAME, DemoHead, build_demo_head
-from flame.demo_head.writer import FILE_NAMES, default_cache_dir, ensure_demo_head, write_demo_head
+from flamefit.flame.demo_head.blendshapes import EXPRESSION_COMPONENTS, IDENTITY_COMPONENTS
+from flamefit.flame.demo_head.builder import GENERATOR_VERSION, MODEL_NAME, DemoHead, build_demo_head
+from flamefit.flame.demo_head.writer import FILE_NAMES, default_cache_dir, ensure_demo_head, write_demo_head
 
 __all__ = [
     "EXPRESSION_COMPONENTS", "FILE_NAMES", "GENERATOR_VERSION", "IDENTITY_COMPONENTS", "MODEL_NAME",

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from flame.demo_head.anatomy import Anatomy
-from flame.demo_head.geometry import HeadLayout
+from flamefit.flame.demo_head.anatomy import Anatomy
+from flamefit.flame.demo_head.geometry import HeadLayout
 
 RESOLUTION = 256
 COMPONENT_NAMES = (

@@ -5,7 +5,7 @@ from ellipsoids, capsules and slots joined with smooth minima: cranium, mid face
 neck, nose, brows, cheekbones, lips, ears, eye sockets with lid shells and lid slits. Every
 number is a field of :class:`Anatomy` (model space: metres, y up, +z toward the viewer, +x the
 subject's left), so identity and expression blendshapes are made by changing these numbers and
-re-sampling the surface along the same rays (see :mod:`flame.demo_head.geometry`).
+re-sampling the surface along the same rays (see :mod:`flamefit.flame.demo_head.geometry`).
 
 Features that come in pairs are written for the subject's left (+x) and mirrored through
 ``|x|``, so the field is exactly symmetric about ``x = 0``.

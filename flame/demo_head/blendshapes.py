@@ -20,8 +20,8 @@ from dataclasses import replace
 import numpy as np
 import scipy.linalg
 
-from flame.demo_head.anatomy import Anatomy, head_sdf
-from flame.demo_head.geometry import (
+from flamefit.flame.demo_head.anatomy import Anatomy, head_sdf
+from flamefit.flame.demo_head.geometry import (
     HeadLayout,
     build_vertices,
     eyeball_vertices,

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
-from flame.demo_head.albedo import texture_space
-from flame.demo_head.anatomy import Anatomy
-from flame.demo_head.blendshapes import N_EXPRESSION, N_SHAPE, expression_blendshapes, identity_blendshapes
-from flame.demo_head.geometry import HeadLayout, build_vertices, make_layout, vertex_normals
-from flame.demo_head.landmarks import landmark_embedding
-from flame.demo_head.masks import vertex_masks
-from flame.demo_head.rig import KINTREE_TABLE, jaw_weight, joint_regressor, pose_correctives, skinning_weights
-from flame.demo_head.uv import uv_atlas
+from flamefit.flame.demo_head.albedo import texture_space
+from flamefit.flame.demo_head.anatomy import Anatomy
+from flamefit.flame.demo_head.blendshapes import N_EXPRESSION, N_SHAPE, expression_blendshapes, identity_blendshapes
+from flamefit.flame.demo_head.geometry import HeadLayout, build_vertices, make_layout, vertex_normals
+from flamefit.flame.demo_head.landmarks import landmark_embedding
+from flamefit.flame.demo_head.masks import vertex_masks
+from flamefit.flame.demo_head.rig import KINTREE_TABLE, jaw_weight, joint_regressor, pose_correctives, skinning_weights
+from flamefit.flame.demo_head.uv import uv_atlas
 
 GENERATOR_VERSION = 1
 MODEL_NAME = "flamefit open demo head (not FLAME)"

@@ -5,7 +5,7 @@ of ``N_COLUMNS`` vertices each down to the open neck rim. Column 0 is the back o
 (the UV seam), column ``N_COLUMNS // 2`` the facial midline; columns crowd toward the face.
 Every skin vertex lies on a fixed ray (from a point inside the head for the skull and face
 rows, horizontal from the neck axis for the neck rows) and is placed where the ray leaves the
-signed distance field of :mod:`flame.demo_head.anatomy`. Six rows at the lip line are then
+signed distance field of :mod:`flamefit.flame.demo_head.anatomy`. Six rows at the lip line are then
 folded into the head inside the mouth's width, forming a closed mouth pocket whose upper
 wall follows the skull and lower wall follows the jaw, so that opening the jaw opens the mouth.
 
@@ -25,7 +25,7 @@ from functools import cached_property
 
 import numpy as np
 
-from flame.demo_head.anatomy import Anatomy, head_sdf
+from flamefit.flame.demo_head.anatomy import Anatomy, head_sdf
 
 N_COLUMNS = 80
 COLUMN_UNIFORMITY = 0.4  # 1 = evenly spaced columns; smaller crowds them toward the face

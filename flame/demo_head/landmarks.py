@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flame.demo_head.anatomy import Anatomy
-from flame.demo_head.geometry import N_POCKET_ROWS, HeadLayout
+from flamefit.flame.demo_head.anatomy import Anatomy
+from flamefit.flame.demo_head.geometry import N_POCKET_ROWS, HeadLayout
 
 MAX_YAW_DEG = 39
 N_SLICE_SAMPLES = 64

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flame.demo_head.anatomy import Anatomy
-from flame.demo_head.geometry import HeadLayout
+from flamefit.flame.demo_head.anatomy import Anatomy
+from flamefit.flame.demo_head.geometry import HeadLayout
 
 MASK_NAMES = (
     "face", "left_eyeball", "right_eyeball", "eye_region", "lips", "nose", "forehead",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-from flame.demo_head.anatomy import Anatomy
-from flame.demo_head.geometry import N_POCKET_ROWS, HeadLayout, pinch_strength
+from flamefit.flame.demo_head.anatomy import Anatomy
+from flamefit.flame.demo_head.geometry import N_POCKET_ROWS, HeadLayout, pinch_strength
 
 KINTREE_TABLE = np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64)
 JAW_HINGE = np.array([0.0, -0.022, -0.008])  # where the jaw regressor's two clusters meet

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flame.demo_head.geometry import EYEBALL_SEGMENTS, HeadLayout, eyeball_faces, eyeball_unit_sphere
+from flamefit.flame.demo_head.geometry import EYEBALL_SEGMENTS, HeadLayout, eyeball_faces, eyeball_unit_sphere
 
 SKIN_V_RANGE = (0.17, 0.995)  # bottom (neck rim) and top of the skin chart
 SKIN_U_MARGIN = 0.005

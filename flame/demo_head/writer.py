@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flame.demo_head.albedo import COMPONENT_NAMES
-from flame.demo_head.builder import GENERATOR_VERSION, MODEL_NAME, DemoHead, build_demo_head
+from flamefit.flame.demo_head.albedo import COMPONENT_NAMES
+from flamefit.flame.demo_head.builder import GENERATOR_VERSION, MODEL_NAME, DemoHead, build_demo_head
 
 FOLDER_NAME = f"demo_head_v{GENERATOR_VERSION}"
 FILE_NAMES = (
@@ -34,7 +34,7 @@ def write_demo_head(folder: str | Path, head: DemoHead | None = None) -> Path:
     """Write all files of the demo head into ``folder`` (created if needed); returns it."""
     import torch
 
-    from flame.texture_space_io import save_texture_space
+    from flamefit.flame.texture_space_io import save_texture_space
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,123 @@
+"""The fitting subcommands of ``flamefit``: ``fit`` and ``demo``.
+
+:func:`register` adds them to the ``flamefit`` parser (:mod:`flamefit.cli`); each is a thin
+wrapper over :func:`flamefit.fitting.fit_images.fit_images` and
+:func:`flamefit.fitting.demo.run_demo`. Defaults come from
+:class:`flamefit.fitting.options.FitOptions`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from flamefit.fitting.options import FitOptions
+
+
+def fit_options(args: argparse.Namespace) -> FitOptions:
+    """The :class:`FitOptions` of parsed ``flamefit fit`` arguments."""
+    return FitOptions(
+        device=args.device, batch_size=args.batch_size, resolution=args.resolution,
+        rigid_steps=args.iters[0], full_steps=args.iters[1], camera=args.camera,
+        flame_dir=args.flame_dir, demo_head=args.demo_head, landmarks=args.landmarks,
+        mask=args.mask, init=args.init, detector=args.detector, face_index=args.face,
+        texture_space=args.texture_space, texture_offset=args.texture_offset, gif=args.gif,
+        seed=args.seed, overwrite=args.overwrite, on_changed=args.changed_photos,
+        backend=args.backend,
+    )
+
+
+def report_summary(summary) -> int:
+    """Print a batch's failures (once each) and its summary line; the exit status."""
+    for name, reason in summary.failed.items():
+        print(f"failed: {name}: {reason}")
+    print(summary.line())
+    return 1 if summary.failed else 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from flamefit.fitting.fit_images import FitInterrupted, fit_images
+
+    try:
+        summary = fit_images(args.inputs, args.out, fit_options(args))
+    except FitInterrupted as stop:
+        report_summary(stop.summary)
+        print("flamefit fit: interrupted; the photos above are finished, the rest are not. Run "
+              "the same command again to resume.", file=sys.stderr)
+        return 130
+    return report_summary(summary)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flamefit.fitting.demo import run_demo
+
+    summary = run_demo(args.out, flame_dir=args.flame_dir, demo_head=args.demo_head)
+    return 0 if summary.fitted and not summary.failed else 1
+
+
+def register(subparsers, shared) -> None:
+    """Add ``fit`` and ``demo`` to ``flamefit``'s subparsers (``shared``: the option groups of
+    :class:`flamefit.cli.SharedOptions`)."""
+    d = FitOptions()
+    fit = subparsers.add_parser(
+        "fit", help="fit photos (files, folders, globs)",
+        description="Fit the head model to every photo: detect the face and its 68 landmarks, "
+                    "crop, then optimise pose and camera on landmarks, then shape, expression, "
+                    "pose, albedo, SH light and camera on landmarks and pixels. Writes OUT/<id>/ "
+                    "per photo, <id> being its path relative to the folder given (params.npz, "
+                    "mesh.obj+mtl+png, camera.npz, landmarks.npz, overlay.png, sheet.png, "
+                    "report.json) and OUT/summary.csv. Reruns skip photos already done.",
+        epilog="Exit status: 0 all done, 1 some photos failed (see OUT/summary.csv), 2 bad usage.",
+    )
+    fit.add_argument("inputs", nargs="+", help="image files, folders of images (searched "
+                     "recursively), or glob patterns")
+    fit.add_argument("--out", type=Path, required=True, help="output folder")
+    fit.add_argument("--batch-size", type=shared.positive_int, default=d.batch_size,
+                     help=f"photos fitted together (use 16-256 on a GPU; default {d.batch_size})")
+    fit.add_argument("--resolution", type=shared.resolution(32, 2048), default=d.resolution,
+                     help=f"crop size in pixels the fit runs at (default {d.resolution})")
+    fit.add_argument("--iters", type=shared.step_counts, default=(d.rigid_steps, d.full_steps),
+                     metavar="RIGID,FULL", help=f"steps of the rigid (landmarks) and full stages "
+                                                f"(default {d.rigid_steps},{d.full_steps})")
+    shared.camera(fit, d.camera)
+    inputs = fit.add_argument_group(
+        "per-photo inputs", "For one photo, a file; for several, a folder holding <id>.<ext> "
+                            "for each photo (<id>: the photo's path relative to the folder given, "
+                            "without suffix, e.g. 00000/00001.npy).")
+    inputs.add_argument("--landmarks", type=Path, default=None,
+                        help="68x2 landmarks (.npy/.txt/.pts, original photo pixels) instead of detection")
+    inputs.add_argument("--mask", type=Path, default=None,
+                        help="mask image (white = use) the size of the photo (.png/.jpg/.npy); "
+                             "limits the photometric term")
+    inputs.add_argument("--init", type=Path, default=None,
+                        help="initial parameters refined by the fit: a params.npz of ours or a "
+                             "DECA code dict (.npy/.npz/.pkl)")
+    shared.detector(fit, d.detector)
+    fit.add_argument("--face", type=int, default=d.face_index, metavar="N",
+                     help="which face when a photo shows several: 0 = the largest (default), "
+                          "1 = the next largest, ...")
+    fit.add_argument("--texture-space", type=Path, default=None,
+                     help="albedo space to fit with (FLAME_texture.npz layout), e.g. one built "
+                          "by build-texture-space (default: the model folder's)")
+    fit.add_argument("--texture-offset", action="store_true",
+                     help="also fit a smooth per-texel albedo offset")
+    fit.add_argument("--gif", action="store_true", help="also write progress.gif per photo")
+    fit.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    fit.add_argument("--overwrite", action="store_true", help="refit photos already done")
+    fit.add_argument("--changed-photos", choices=("refit", "refuse"), default=d.on_changed,
+                     help="a photo done before whose file has changed since: refit it (default) "
+                          "or refuse (it fails with a message and its old result stays)")
+    shared.device(fit, d.device)
+    shared.model(fit)
+    fit.set_defaults(func=cmd_fit)
+
+    demo = subparsers.add_parser(
+        "demo", help="run the main job on the embedded default",
+        description="Fit the astronaut photo that ships with scikit-image (with FLAME when "
+                    "data/flame holds it, else the open demo head) and print where the results are.",
+    )
+    demo.add_argument("--out", type=Path, default=Path("out") / "demo",
+                      help="output folder (default: out/demo)")
+    shared.model(demo)
+    demo.set_defaults(func=cmd_demo)

@@ -1,0 +1,60 @@
+"""Options of ``flamefit fit`` as a dataclass, importable without torch: the command line takes
+its defaults from here (never retyped), and :func:`flamefit.fitting.fit_images.fit_images` takes
+an instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class FitOptions:
+    """Options of :func:`flamefit.fitting.fit_images.fit_images` (the CLI's flags).
+
+    Attributes:
+        device: torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``) or ``"auto"`` (CUDA when
+            available).
+        batch_size: photos fitted together.
+        resolution: side of the square face crop the fit runs at, pixels.
+        rigid_steps, full_steps: optimiser steps of the two stages.
+        camera: a name of :data:`flamefit.renderer.choices.CAMERA_MODELS`.
+        flame_dir, demo_head: which head model (:func:`flamefit.flame.selection.select_model`).
+        landmarks, mask, init: per-photo inputs: a folder of ``<id>.*`` files (for a single
+            photo also one file); see :mod:`flamefit.fitting.plan`.
+        detector: a name of :data:`flamefit.fitting.choices.DETECTORS`.
+        face_index: which face when a photo shows several (0 = the largest).
+        texture_space: an albedo space (``FLAME_texture.npz`` layout) instead of the model's.
+        texture_offset: also fit a smooth per-texel albedo offset.
+        gif: also write ``progress.gif`` per photo.
+        seed: seed of everything random in the fit.
+        overwrite: refit photos whose results are done.
+        on_changed: a photo whose recorded content hash differs from the file's now:
+            ``"refit"`` it (and say so) or ``"refuse"`` (fail it with a message).
+        backend: a name of :data:`flamefit.renderer.choices.BACKENDS`.
+        n_shape, n_expression, n_texture: model components fitted.
+    """
+
+    device: str = "auto"
+    batch_size: int = 1
+    resolution: int = 224
+    rigid_steps: int = 200
+    full_steps: int = 800
+    camera: str = "orthographic"
+    flame_dir: Path | None = None
+    demo_head: bool = False
+    landmarks: Path | None = None
+    mask: Path | None = None
+    init: Path | None = None
+    detector: str = "auto"
+    face_index: int = 0
+    texture_space: Path | None = None
+    texture_offset: bool = False
+    gif: bool = False
+    seed: int = 0
+    overwrite: bool = False
+    on_changed: str = "refit"
+    backend: str = "auto"
+    n_shape: int = 100
+    n_expression: int = 50
+    n_texture: int = 50

@@ -1,0 +1,56 @@
+"""The head-model subcommands of ``flamefit``: ``inspect`` and ``convert``.
+
+:func:`register` adds them to the ``flamefit`` parser (:mod:`flamefit.cli`); each is a thin
+wrapper over :func:`flamefit.flame.inspection.describe_path` and
+:func:`flamefit.flame.model_file.convert_flame_model`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from flamefit.flame.inspection import describe_path
+    from flamefit.flame.selection import select_model
+
+    path = args.path
+    if path is None:
+        files = select_model(args.flame_dir, demo=args.demo_head)
+        print(f"model in use: {files.describe()}\n")
+        path = files.folder
+    text, failed = describe_path(path)
+    print(text)
+    return 1 if failed else 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from flamefit.flame.model_file import convert_flame_model
+
+    written = convert_flame_model(args.source, args.destination)
+    print(f"wrote {written}")
+    return 0
+
+
+def register(subparsers, shared) -> None:
+    """Add ``inspect`` and ``convert`` to ``flamefit``'s subparsers (``shared``: the option
+    groups of :class:`flamefit.cli.SharedOptions`)."""
+    inspect = subparsers.add_parser(
+        "inspect", help="print what a model file or folder holds",
+        description="Print what a FLAME-format file holds (model, landmark embedding, UV "
+                    "template, albedo space, masks), or every such file in a folder. Without a "
+                    "path: the model flamefit would use.",
+    )
+    inspect.add_argument("path", nargs="?", type=Path, help="a model file or a folder of them")
+    shared.model(inspect)
+    inspect.set_defaults(func=cmd_inspect)
+
+    convert = subparsers.add_parser(
+        "convert", help="convert a FLAME pickle to a plain .npz",
+        description="Read a FLAME model pickle (generic_model.pkl / flame2023.pkl, chumpy not "
+                    "needed) and write the same arrays as a plain .npz that loads without pickle.",
+    )
+    convert.add_argument("source", type=Path, help="generic_model.pkl or flame2023.pkl")
+    convert.add_argument("destination", type=Path, help="output .npz path")
+    convert.set_defaults(func=cmd_convert)
