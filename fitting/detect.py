@@ -76,7 +76,8 @@ class Detection:
     Attributes:
         box: ``(4,) float64`` face box ``x0, y0, x1, y1`` in pixels of the image given.
         landmarks: ``(68, 2) float64`` (x, y) landmarks in pixels of the image given, iBUG
-            300-W order (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67).
+            300-W order, see :mod:`flamefit.flame.landmark_sets` (jaw 0-16, brows 17-26, nose 27-35,
+            eyes 36-47, mouth 48-67).
         score: detector confidence (HOG SVM score or CNN confidence; not comparable across them).
         detector: which detector produced it, e.g. ``"dlib-hog"``, ``"dlib-cnn"``, ``"fan"``.
         n_faces: how many faces were found in the image.

@@ -31,8 +31,7 @@ from flamefit.fitting.losses import (
 )
 from flamefit.fitting.parameters import FitParameters
 from flamefit.fitting.scene import HeadScene
-
-INNER = slice(17, 68)  # the 51 static landmarks (brows, eyes, nose, mouth)
+from flamefit.flame.landmark_sets import INNER
 
 
 @dataclass

@@ -24,6 +24,10 @@ import cv2
 import numpy as np
 from scipy.stats import chi2
 
+from flamefit.flame.landmark_sets import (
+    BROWS, CHIN, INNER_LIPS, LEFT_EYE, N_LANDMARKS, NOSE_BASE, NOSE_TIP, NOSE_TOP, RIGHT_EYE,
+)
+
 #: Fraction of seed pixels refitted after each trimming round.
 TRIM_KEEP = 0.75
 TRIM_ROUNDS = 3
@@ -137,7 +141,7 @@ def face_region_mask(landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray
     """
     points = _check_landmarks(landmarks)
     up, unit = _face_frame(points)
-    forehead = points[17:27] + up * 0.9 * unit
+    forehead = points[BROWS] + up * 0.9 * unit
     hull = cv2.convexHull(np.concatenate([points, forehead]).astype(np.float32))[:, 0]
     return _fill_polygons([hull], size).astype(np.float32)
 
@@ -161,7 +165,7 @@ def skin_seed_polygons(landmarks: np.ndarray) -> list[np.ndarray]:
     polygons = [_shrink(cheek_left_of_image, 0.6), _shrink(cheek_right_of_image, 0.6)]
     half_ridge = 0.12 * unit * right
     nose = np.array([points[28] - half_ridge, points[28] + half_ridge,
-                     points[30] + 1.4 * half_ridge, points[30] - 1.4 * half_ridge])
+                     points[NOSE_TIP] + 1.4 * half_ridge, points[NOSE_TIP] - 1.4 * half_ridge])
     polygons.append(nose)
     brow_line = points[[18, 20, 23, 25]]
     forehead = np.concatenate([brow_line + up * 0.25 * unit,
@@ -172,16 +176,16 @@ def skin_seed_polygons(landmarks: np.ndarray) -> list[np.ndarray]:
 
 def _eyes_and_mouth_mask(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``(H, W) float32`` 1 on the eyes (slightly enlarged) and the mouth's interior."""
-    polygons = [_shrink(points[36:42], 1.35), _shrink(points[42:48], 1.35),
-                _shrink(points[60:68], 1.1)]
+    polygons = [_shrink(points[RIGHT_EYE], 1.35), _shrink(points[LEFT_EYE], 1.35),
+                _shrink(points[INNER_LIPS], 1.1)]
     return _fill_polygons(polygons, size).astype(np.float32)
 
 
 def _face_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The face's up direction (unit vector, image space) and its nose length (px)."""
-    chin_to_bridge = points[27] - points[8]
+    chin_to_bridge = points[NOSE_TOP] - points[CHIN]
     up = chin_to_bridge / max(np.linalg.norm(chin_to_bridge), 1e-6)
-    unit = float(np.linalg.norm(points[33] - points[27]))
+    unit = float(np.linalg.norm(points[NOSE_BASE] - points[NOSE_TOP]))
     return up, max(unit, 1.0)
 
 
@@ -203,6 +207,6 @@ def _fill_polygons(polygons: list[np.ndarray], size: tuple[int, int]) -> np.ndar
 
 def _check_landmarks(landmarks: np.ndarray) -> np.ndarray:
     points = np.asarray(landmarks, dtype=np.float64)
-    if points.shape != (68, 2) or not np.isfinite(points).all():
-        raise ValueError(f"expected finite (68, 2) landmarks, got shape {points.shape}")
+    if points.shape != (N_LANDMARKS, 2) or not np.isfinite(points).all():
+        raise ValueError(f"expected finite ({N_LANDMARKS}, 2) landmarks, got shape {points.shape}")
     return points

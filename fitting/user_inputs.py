@@ -28,8 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from flamefit.fitting.errors import BadLandmarksError, BadMaskError
-
-N_LANDMARKS = 68
+from flamefit.flame.landmark_sets import N_LANDMARKS
 #: Points may lie this far outside the image (as a fraction of its size): chins and jaw lines
 #: of tight crops legitimately do.
 OUTSIDE_TOLERANCE = 0.1
