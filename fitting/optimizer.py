@@ -32,6 +32,7 @@ from flamefit.fitting.losses import (
 from flamefit.fitting.parameters import FitParameters
 from flamefit.fitting.scene import HeadScene
 from flamefit.flame.landmark_sets import INNER
+from flamefit.flame.pose_layout import EYES, GLOBAL, N_POSE, NECK_AND_JAW
 
 
 @dataclass
@@ -66,8 +67,6 @@ class FitConfig:
     offset_magnitude: float = 0.1
     convergence_window: int = 50
     convergence_tol: float = 1e-4
-    snapshot_every: int = 0
-    seed: int = 0
 
 
 @dataclass
@@ -83,8 +82,6 @@ class FitOutcome:
         landmark_error: ``(B,)`` mean distance to the targets in crop pixels.
         photometric_error: ``(B,)`` masked mean absolute RGB error in [0, 1].
         steps: per stage, steps actually run (early stop when every image converged).
-        snapshots: ``(B, 3, R, R)`` uint8 renders every ``config.snapshot_every`` full-stage
-            steps (for ``progress.gif``); empty unless asked for.
     """
 
     params: FitParameters
@@ -95,7 +92,25 @@ class FitOutcome:
     landmark_error: torch.Tensor | None = None
     photometric_error: torch.Tensor | None = None
     steps: dict[str, int] = field(default_factory=dict)
-    snapshots: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class FitStep:
+    """What the ``progress`` hook of :func:`fit_batch` gets after each optimiser step.
+
+    Attributes:
+        stage: ``"rigid"`` or ``"full"``.
+        step: steps done in this stage (1-based).
+        steps: the stage's step budget.
+        params: the current parameters (on the fit's device; detach before keeping them).
+        texture_offset: the current per-texel albedo offset, or None.
+    """
+
+    stage: str
+    step: int
+    steps: int
+    params: FitParameters
+    texture_offset: torch.Tensor | None
 
 
 def normalised(points_px: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -187,7 +202,7 @@ def _run_stage(
     groups: list[dict],
     objective: Callable[[FitParameters, torch.Tensor | None], torch.Tensor],
     config: FitConfig,
-    progress: Callable[[str, int, int], None] | None,
+    progress: Callable[[FitStep], None] | None,
     grad_masks: dict[int, torch.Tensor] | None = None,
 ) -> tuple[_Tracker, int]:
     """Run one stage; ``grad_masks`` maps ``id(tensor)`` to a 0/1 mask of entries it may move."""
@@ -213,7 +228,7 @@ def _run_stage(
         optimiser.step()
         tracker.restore_inactive(params, offset)
         if progress is not None:
-            progress(name, step + 1, steps)
+            progress(FitStep(name, step + 1, steps, params, offset))
     tracker.restore_best(params, offset)
     return tracker, ran
 
@@ -225,7 +240,7 @@ def fit_batch(
     skin: torch.Tensor,
     config: FitConfig,
     init: FitParameters | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[FitStep], None] | None = None,
 ) -> FitOutcome:
     """Fit the head to B image crops.
 
@@ -238,12 +253,14 @@ def fit_batch(
         config: schedule and weights.
         init: starting parameters (e.g. from a regressor or ``--init``); zeros when None, and
             the camera is then estimated from the landmarks.
-        progress: called as ``progress(stage, step, steps)`` after each step.
+        progress: called with a :class:`FitStep` after each step (progress bars, snapshots
+            for ``progress.gif``); it must not change the parameters.
+
+    Deterministic: nothing in the fit is random, and it touches no global random state.
 
     Returns:
         :class:`FitOutcome`.
     """
-    torch.manual_seed(config.seed)
     batch, device = images.shape[0], images.device
     resolution = config.resolution
     if init is None:
@@ -263,8 +280,8 @@ def fit_batch(
 
     # Stage 1 moves only the global rotation (first 3 pose values) and the camera; Adam leaves
     # entries whose gradient is always zero exactly where they are.
-    global_only = torch.zeros(1, 15, device=device)
-    global_only[:, :3] = 1.0
+    global_only = torch.zeros(1, N_POSE, device=device)
+    global_only[:, GLOBAL] = 1.0
     tracker, ran = _run_stage(
         "rigid", config.rigid_steps, params, None,
         [{"params": [params.pose, params.camera], "lr": config.rigid_lr}],
@@ -279,14 +296,8 @@ def fit_batch(
         t = scene.albedo.mean.shape[-1]
         offset = torch.zeros(batch, 3, t, t, device=device, requires_grad=True)
 
-    evaluations = [0]
-
     def full_objective(p: FitParameters, off: torch.Tensor | None) -> torch.Tensor:
         rendered = scene.render(p, resolution, texture_offset=off)
-        if config.snapshot_every and evaluations[0] % config.snapshot_every == 0:
-            frame = rendered.image.detach() * rendered.alpha + images * (1 - rendered.alpha)
-            outcome.snapshots.append((frame.clamp(0, 1) * 255).round().to(torch.uint8).cpu())
-        evaluations[0] += 1
         predicted = normalised(rendered.landmarks_px, resolution)
         mask = rendered.face_mask * skin
         loss = config.landmark_weight * landmark_loss(predicted, target)
@@ -295,8 +306,8 @@ def fit_batch(
         loss = loss + config.shape_prior * gaussian_prior(p.shape)
         loss = loss + config.expression_prior * gaussian_prior(p.expression)
         loss = loss + config.texture_prior * gaussian_prior(p.texture)
-        loss = loss + config.pose_prior * gaussian_prior(p.pose[:, 3:9])
-        loss = loss + config.eye_pose_prior * gaussian_prior(p.pose[:, 9:])
+        loss = loss + config.pose_prior * gaussian_prior(p.pose[:, NECK_AND_JAW])
+        loss = loss + config.eye_pose_prior * gaussian_prior(p.pose[:, EYES])
         if off is not None:
             loss = loss + config.offset_smoothness * smoothness_loss(off)
             loss = loss + config.offset_magnitude * off.pow(2).flatten(1).mean(dim=1)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from flamefit.flame.pose_layout import N_DECA_POSE, N_POSE, deca_to_full
 from flamefit.renderer.shading import constant_light
 
 PARAMETER_NAMES = ("shape", "expression", "pose", "texture", "light", "camera")
@@ -52,7 +53,7 @@ class FitParameters:
         return cls(
             shape=torch.zeros(batch, n_shape, device=device),
             expression=torch.zeros(batch, n_expression, device=device),
-            pose=torch.zeros(batch, 15, device=device),
+            pose=torch.zeros(batch, N_POSE, device=device),
             texture=torch.zeros(batch, n_texture, device=device),
             light=constant_light(1.0, batch, device=device),  # shading 1 everywhere
             camera=camera.to(device).expand(batch, -1).clone(),
@@ -152,12 +153,10 @@ def load_initialisation(
         out["texture"] = _fit(tex, n_texture)
     if "pose" in raw:
         pose = np.asarray(raw["pose"], dtype=np.float32).reshape(-1)
-        if pose.size == 6:
-            full = np.zeros(15, dtype=np.float32)
-            full[:3], full[6:9] = pose[:3], pose[3:]
-            pose = full
-        if pose.size != 15:
-            raise ValueError(f"{path}: pose has {pose.size} values; expected 15 or 6 (global + jaw)")
+        if pose.size == N_DECA_POSE:
+            pose = deca_to_full(pose)
+        if pose.size != N_POSE:
+            raise ValueError(f"{path}: pose has {pose.size} values; expected {N_POSE} or {N_DECA_POSE} (global + jaw)")
         out["pose"] = pose
     if "light" in raw:
         light = np.asarray(raw["light"], dtype=np.float32).reshape(-1)

@@ -11,6 +11,7 @@ import torch
 
 from flamefit.fitting.parameters import FitParameters
 from flamefit.fitting.scene import HeadScene
+from flamefit.flame.pose_layout import GLOBAL, JAW
 from flamefit.renderer.shading import SH_CONSTANT_FACTORS
 
 
@@ -46,8 +47,8 @@ def random_parameters(scene: HeadScene, batch: int, generator: torch.Generator,
     n_expression = min(10, truth.expression.shape[1])
     truth.shape[:, :n_shape] = normal(batch, n_shape) * 0.8 * spread
     truth.expression[:, :n_expression] = normal(batch, n_expression) * 0.5 * spread
-    truth.pose[:, :3] = normal(batch, 3) * torch.tensor([0.12, 0.25, 0.05]) * spread
-    truth.pose[:, 6] = torch.rand(batch, generator=generator) * 0.15 * spread
+    truth.pose[:, GLOBAL] = normal(batch, 3) * torch.tensor([0.12, 0.25, 0.05]) * spread
+    truth.pose[:, JAW.start] = torch.rand(batch, generator=generator) * 0.15 * spread  # jaw opens about x
     truth.texture[:] = normal(batch, truth.texture.shape[1]) * 0.8 * spread
     direction = normal(batch, 3) * 0.25 + torch.tensor([0.0, 0.2, 0.4])
     truth.light[:, 1:4, :] = direction[:, :, None] * (0.8 + 0.4 * torch.rand(batch, 1, 3, generator=generator))

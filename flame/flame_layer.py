@@ -25,6 +25,7 @@ from torch import nn
 from flamefit.flame.errors import ModelFileError
 from flamefit.flame.lbs import batch_rodrigues, lbs
 from flamefit.flame.model_data import FlameModelData, LandmarkEmbedding
+from flamefit.flame.pose_layout import JOINT_NAMES, N_DECA_POSE, N_JOINTS, deca_to_full
 
 N_CONTOUR = 17
 MAX_CONTOUR_YAW_DEG = 39
@@ -99,12 +100,11 @@ def _expand_pose(pose: torch.Tensor, n_joints: int) -> torch.Tensor:
     """Accept ``(B, 3 * J)`` full pose or DECA's ``(B, 6)`` global + jaw pose."""
     if pose.shape[1] == 3 * n_joints:
         return pose
-    if pose.shape[1] == 6 and n_joints == 5:
-        zeros = pose.new_zeros(pose.shape[0], 3)
-        return torch.cat([pose[:, :3], zeros, pose[:, 3:], zeros, zeros], dim=1)
+    if pose.shape[1] == N_DECA_POSE and n_joints == N_JOINTS:
+        return deca_to_full(pose)
     raise ValueError(
         f"pose has {pose.shape[1]} values per item; expected {3 * n_joints} (axis-angle of "
-        "global, neck, jaw, left eye, right eye) or 6 (global + jaw)"
+        f"{', '.join(JOINT_NAMES)}) or {N_DECA_POSE} (global + jaw)"
     )
 
 

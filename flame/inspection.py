@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from flamefit.flame.errors import ModelFileError
-
-JOINT_NAMES = ("global", "neck", "jaw", "left eye", "right eye")
+from flamefit.flame.pose_layout import JOINT_NAMES
 
 
 def _array_line(name: str, value) -> str:
