@@ -4,8 +4,9 @@ The crop square is centred on the landmarks' bounding box; its side is ``scale``
 the box's width and height (``scale = 1.25`` keeps the forehead, jaw and a margin). It may extend
 beyond the photo; those pixels are padded (edge replication or zeros).
 
-Coordinates: image space and crop space are both pixel coordinates with the origin at the top-left
-pixel's centre, x right, y down (the convention of landmarks, OpenCV and the renderer). Pixel
+Coordinates: image space and crop space are both pixel-index coordinates with the origin at the
+top-left pixel's centre, x right, y down (the convention of landmarks and OpenCV; the renderer's
+screen coordinates are half a pixel off, see :mod:`flamefit.renderer.pixel_frames`). Pixel
 ``i`` covers ``[i - 0.5, i + 0.5]``. The crop square is given in the same continuous
 coordinates; its sides map exactly to the crop's outer edges ``-0.5`` and ``R - 0.5``, so the
 square's centre lands on ``((R - 1) / 2, (R - 1) / 2)``.

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from flamefit.fitting.errors import ImageTooSmallError, InputError, NotAnImageError
+from flamefit.renderer.pixel_frames import resize_index
 
 #: Smallest image side (pixels) that can hold a face worth fitting.
 MIN_IMAGE_SIDE = 60
@@ -60,12 +61,13 @@ class LoadedImage:
         """Map ``(..., 2)`` pixel coordinates (x, y) in ``rgb`` to the original photo's pixels.
 
         Both use pixel-index coordinates (pixel ``i`` centred on ``i``, like OpenCV and dlib),
-        so a resize by ``scale`` maps ``p`` to ``(p + 0.5) / scale - 0.5``."""
-        return (np.asarray(points, dtype=np.float64) + 0.5) / self.scale - 0.5
+        so a resize by ``scale`` maps ``p`` to ``(p + 0.5) / scale - 0.5``
+        (:func:`flamefit.renderer.pixel_frames.resize_index`)."""
+        return resize_index(points, 1.0 / self.scale)
 
     def from_original(self, points: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`to_original`: original photo pixels -> pixels of ``rgb``."""
-        return (np.asarray(points, dtype=np.float64) + 0.5) * self.scale - 0.5
+        return resize_index(points, self.scale)
 
 
 def load_image(path: str | Path, max_side: int = DEFAULT_MAX_SIDE,

@@ -11,6 +11,7 @@ Modules, one job each:
 * :mod:`flamefit.renderer.nvdiffrast_backend` — the optional nvdiffrast visibility pass
 * :mod:`flamefit.renderer.visualize` — shape renders, overlays, landmarks, sheets, animations
 * :mod:`flamefit.renderer.export` — OBJ/MTL/PNG, PLY, GLB
+* :mod:`flamefit.renderer.pixel_frames` — pixel-index (OpenCV) <-> screen coordinates
 
 Conventions: screen space is pixels, origin top-left, x right, y down, pixel centres at
 integer + 0.5, smaller depth = nearer; images are ``(B, C, H, W)``; per-pixel rasteriser
@@ -23,6 +24,8 @@ from flamefit.utils import lazy_getattr
 
 _EXPORTS = {
     "Fragments": "flamefit.renderer.fragments",
+    "index_to_screen": "flamefit.renderer.pixel_frames",
+    "screen_to_index": "flamefit.renderer.pixel_frames",
     "rasterize": "flamefit.renderer.rasterize",
     "rasterize_visibility": "flamefit.renderer.rasterize",
     "fragments_from_face_index": "flamefit.renderer.rasterize",
@@ -53,7 +56,7 @@ _EXPORTS = {
     "draw_landmarks": "flamefit.renderer.visualize",
     "make_sheet": "flamefit.renderer.visualize",
     "save_animation": "flamefit.renderer.visualize",
-    "to_uint8": "renderer.visualize",
+    "to_uint8": "flamefit.renderer.visualize",
     "save_obj": "flamefit.renderer.export",
     "save_ply": "flamefit.renderer.export",
     "save_glb": "flamefit.renderer.export",
