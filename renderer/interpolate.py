@@ -17,8 +17,10 @@ __all__ = [
     "interpolate_covered",
     "interpolate_channels",
     "corner_vertex_ids",
+    "gather_corner_rows",
     "blend_corners",
     "scatter_to_image",
+    "scatter_channels",
 ]
 
 
@@ -29,6 +31,19 @@ def corner_vertex_ids(fragments: Fragments, faces: torch.Tensor, n_vertices: int
     if batch > 1:
         ids = ids + fragments.pixel_batch * n_vertices
     return ids
+
+
+def gather_corner_rows(table: torch.Tensor, corner_ids: torch.Tensor) -> torch.Tensor:
+    """Corner values of every covered pixel from a channel-major table.
+
+    Args:
+        table: ``(C, R)`` rows of per-vertex (or per-UV) values, e.g. ``(C, B * V)``.
+        corner_ids: ``(3, N)`` int64 rows, e.g. from :func:`corner_vertex_ids`.
+
+    Returns:
+        ``(C, 3, N)``, one ``index_select`` (backward: an ``index_add``).
+    """
+    return table.index_select(1, corner_ids.reshape(-1)).view(table.shape[0], 3, -1)
 
 
 def blend_corners(corner_values: torch.Tensor, pixel_bary: torch.Tensor) -> torch.Tensor:
@@ -65,7 +80,7 @@ def interpolate_channels(
             )
         ids = corner_vertex_ids(fragments, faces, n_vertices, batch)
         table = attributes.reshape(-1, channels).T.contiguous()  # (C, B * V)
-        corner_values = table.index_select(1, ids.reshape(-1)).view(channels, 3, -1)
+        corner_values = gather_corner_rows(table, ids)
     elif attributes.dim() == 4 and attributes.shape[1:3] == (n_faces, 3):
         batch, _, _, channels = attributes.shape
         if batch == 1:
@@ -133,8 +148,26 @@ def scatter_to_image(values: torch.Tensor, fragments: Fragments, background: flo
     """Place per-covered-pixel values ``(N, C)`` into a ``(B, H, W, C)`` image."""
     height, width = fragments.image_size
     total = fragments.batch_size * height * width
-    channels = values.shape[1]
-    index = fragments.pixel_index * channels + torch.arange(channels, device=values.device)[:, None]  # (C, N)
-    image = values.new_full((total * channels,), background)
-    image.scatter_(0, index.reshape(-1), values.T.reshape(-1))
-    return image.view(fragments.batch_size, height, width, channels)
+    image = scatter_channels(values.T, fragments.pixel_index, total, background)
+    return image.view(fragments.batch_size, height, width, values.shape[1])
+
+
+def scatter_channels(
+    values: torch.Tensor, pixel_index: torch.Tensor, total: int, background: float = 0.0
+) -> torch.Tensor:
+    """Channel-major values at flat pixels -> a channel-last pixel table (the one pixel scatter).
+
+    Args:
+        values: ``(C, N)`` one column per covered pixel.
+        pixel_index: ``(N,)`` int64 distinct flat pixel indices ``b * H * W + i * W + j``.
+        total: ``B * H * W``.
+        background: value of the pixels not in ``pixel_index``.
+
+    Returns:
+        ``(total, C)``, differentiable w.r.t. ``values`` (one ``scatter``; backward a gather).
+    """
+    channels = values.shape[0]
+    index = pixel_index * channels + torch.arange(channels, device=pixel_index.device)[:, None]  # (C, N)
+    flat = values.new_full((total * channels,), background)
+    flat.scatter_(0, index.reshape(-1), values.reshape(-1))
+    return flat.view(total, channels)

@@ -15,8 +15,8 @@ How our screen space maps to nvdiffrast's clip space (``pos (B, V, 4)``):
   with ``n, f`` just inside/outside the element's depth range, so the depth test orders by
   ``z_cam``.
 
-Triangles that our rasteriser would drop (back faces when culling, zero area, non-finite
-corners, any corner at ``z_cam <= near``) are collapsed onto a point outside the view volume,
+Triangles that our rasteriser would drop (:func:`flamefit.renderer.triangles.drawable_triangles`:
+back faces when culling, zero area, non-finite corners, any corner at ``z_cam <= near``) are collapsed onto a point outside the view volume,
 so nvdiffrast draws nothing for them (our rasteriser drops a triangle crossing the near plane
 whole, nvdiffrast would clip it; collapsing keeps the two identical). To do that per batch
 element the triangles are drawn from unshared corners (``3 F`` vertices).
@@ -39,6 +39,7 @@ import torch
 
 from flamefit.renderer.device_constants import device_constant
 from flamefit.renderer.fragments import Fragments
+from flamefit.renderer.triangles import drawable_triangles, gather_corners
 
 __all__ = [
     "NvdiffrastUnavailable",
@@ -197,14 +198,11 @@ def rasterize_visibility_nvdiffrast(
     vertices = vertices_screen.detach().float()
     batch = vertices.shape[0]
     n_faces = faces.shape[0]
-    corners = vertices[:, faces]  # (B, F, 3, 3)
-    x, y, z = corners[..., 0], corners[..., 1], corners[..., 2]
-    area = (x[..., 2] - x[..., 0]) * (y[..., 1] - y[..., 0]) - (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0])
-    keep = torch.isfinite(corners).all(dim=(2, 3)) & (area != 0)
-    if cull_backfaces:
-        keep &= area > 0
-    if perspective_correct:
-        keep &= z.amin(dim=2) > near
+    # The torch rasteriser's rule in its precision (float64 stays float64): both draw the same triangles.
+    setup = vertices_screen.detach()
+    setup = setup if setup.dtype == torch.float64 else vertices
+    keep, _ = drawable_triangles(gather_corners(setup, faces), cull_backfaces, perspective_correct, near)
+    keep = keep.view(batch, n_faces)
     clip = to_clip_space(vertices, image_size, perspective_correct, near)  # (B, V, 4)
     corner_clip = clip[:, faces.reshape(-1)].view(batch, n_faces, 3, 4)
     outside = device_constant((2.0, 2.0, 2.0, 1.0), clip.dtype, clip.device)

@@ -57,6 +57,8 @@ import torch
 
 from flamefit.renderer.choices import BACKENDS
 from flamefit.renderer.fragments import Fragments
+from flamefit.renderer.interpolate import scatter_channels
+from flamefit.renderer.triangles import drawable_triangles, gather_corners, screen_area
 
 __all__ = ["rasterize", "rasterize_visibility", "fragments_from_face_index", "BACKENDS"]
 
@@ -166,28 +168,6 @@ _TILE_PIXELS = _TILE * _TILE
 _PAD = _TILE - 1  # a tile anchored inside the image overhangs it by at most this many pixels
 
 
-def gather_corners(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Corners of every (batch element, face) in coordinate-major layout.
-
-    Args:
-        vertices: ``(B, V, C)`` (any space).
-        faces: ``(F, 3)`` int64.
-
-    Returns:
-        ``(C, 3, B * F)``: ``[c, k, t]`` is coordinate ``c`` of corner ``k`` of triangle ``t``
-        (``t = b * F + f``, batch-major). Each ``[c, k]`` row is contiguous, so the per-triangle
-        arithmetic runs on contiguous vectors; the gather is one ``index_select`` along the
-        last dim of the transposed vertices, whose backward is an ``index_add``.
-    """
-    batch, n_vertices, channels = vertices.shape
-    index = faces.T  # (3, F)
-    if batch > 1:
-        offsets = torch.arange(0, batch * n_vertices, n_vertices, device=faces.device)
-        index = (index[:, None, :] + offsets[:, None]).reshape(3, -1)  # (3, B * F)
-    by_coordinate = vertices.reshape(-1, channels).T.contiguous()  # (C, B * V)
-    return by_coordinate.index_select(1, index.reshape(-1)).view(channels, 3, -1)
-
-
 def _triangle_setup(
     corners: torch.Tensor,
     image_size: tuple[int, int],
@@ -208,21 +188,13 @@ def _triangle_setup(
         clipped box and its size in ``_TILE``-pixel tiles (0 where the triangle produces
         nothing); ``planes (12, T)`` float32 holding, for w0, w1, w2 and the depth key,
         ``(value at the box's first pixel centre, d/dx, d/dy)``. Edge functions are
-        sign-normalised so that "inside" means all >= 0. Triangles that are not finite, have
-        zero area, are culled or (perspective) reach behind the near plane get no tiles.
+        sign-normalised so that "inside" means all >= 0. Triangles that
+        :func:`flamefit.renderer.triangles.drawable_triangles` rejects get no tiles.
     """
     height, width = image_size
     c = corners.to(torch.float64 if corners.dtype == torch.float64 else torch.float32)
     xy, z = c[:2], c[2]  # (2, 3, T) and (3, T)
-    d1, d2 = xy[:, 1] - xy[:, 0], xy[:, 2] - xy[:, 0]  # (2, T)
-    area = d2[0] * d1[1] - d1[0] * d2[1]
-    # A non-finite x or y makes the area non-finite (or NaN), a non-finite z the sum of the
-    # depths; finite corners so large that these overflow are dropped as well.
-    valid = torch.isfinite(area) & torch.isfinite(z[0] + z[1] + z[2]) & (area != 0)
-    if cull_backfaces:
-        valid &= area > 0
-    if perspective_correct:
-        valid &= z.amin(0) > near
+    valid, area = drawable_triangles(c, cull_backfaces, perspective_correct, near)
 
     # Clipped box: first and last pixel (column, row) whose centre lies in the bounding box.
     big = float(max(height, width) + 2)
@@ -394,10 +366,11 @@ def _barycentric_table(vertices_screen: torch.Tensor, faces: torch.Tensor, persp
         ``1 / z`` (perspective). Faces that cannot be drawn get finite placeholder values
         (never gathered), so their backward produces no NaN.
     """
-    x, y, z = gather_corners(vertices_screen, faces).unbind(0)  # each (3, T)
+    corners = gather_corners(vertices_screen, faces)
+    x, y, z = corners.unbind(0)  # each (3, T)
     d1x, d1y = x[1] - x[0], y[1] - y[0]
     d2x, d2y = x[2] - x[0], y[2] - y[0]
-    area = d2x * d1y - d1x * d2y
+    area = screen_area(corners)
     usable = torch.isfinite(area) & (area != 0)
     inverse_area = 1.0 / torch.where(usable, area, torch.ones_like(area))
     gradients = torch.stack([-d2y, d2x, d1y, -d1x]) * inverse_area  # (4, T)
@@ -422,15 +395,6 @@ def _pixel_centres(pixel_index: torch.Tensor, image_size: tuple[int, int], dtype
     row = _exact_floor_div(within, width)
     col = within - row * width
     return batch_of, col.to(dtype) + 0.5, row.to(dtype) + 0.5
-
-
-def _scatter_channels(values: torch.Tensor, pixel_index: torch.Tensor, total: int) -> torch.Tensor:
-    """Channel-major ``values (C, N)`` at flat pixels -> channel-last ``(total, C)``, 0 elsewhere."""
-    channels = values.shape[0]
-    index = pixel_index * channels + torch.arange(channels, device=pixel_index.device)[:, None]
-    flat = values.new_zeros(total * channels)
-    flat.scatter_(0, index.reshape(-1), values.reshape(-1))
-    return flat.view(total, channels)
 
 
 def fragments_from_face_index(
@@ -477,9 +441,8 @@ def fragments_from_face_index(
         depth = (bary * depth_values).sum(dim=0)
 
     total = batch * height * width
-    bary_image = _scatter_channels(bary, pixel_index, total)
-    depth_image = depth.new_zeros(total)
-    depth_image.scatter_(0, pixel_index, depth)
+    bary_image = scatter_channels(bary, pixel_index, total)
+    depth_image = scatter_channels(depth[None], pixel_index, total)
     return Fragments(
         face_index=face_index,
         bary=bary_image.view(batch, height, width, 3),

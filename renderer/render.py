@@ -18,7 +18,7 @@ import torch
 
 from flamefit.renderer.device_constants import device_constant
 from flamefit.renderer.fragments import Fragments
-from flamefit.renderer.interpolate import blend_corners
+from flamefit.renderer.interpolate import blend_corners, corner_vertex_ids, gather_corner_rows
 from flamefit.renderer.rasterize import rasterize
 from flamefit.renderer.shading import SH_CONSTANT_FACTORS, normalize_channels, sh_basis_channels, vertex_normals_channels
 from flamefit.renderer.texturing import region_mask, sample_texture_covered
@@ -99,23 +99,12 @@ def rasterize_with_camera(
     )
 
 
-def _gather_corner_rows(table: torch.Tensor, corner_ids: torch.Tensor) -> torch.Tensor:
-    """``table (C, R)`` channel-major rows, ``corner_ids (3, N)`` -> ``(C, 3, N)``."""
-    return table.index_select(1, corner_ids.reshape(-1)).view(table.shape[0], 3, -1)
-
-
-def _corner_vertex_ids(faces: torch.Tensor, fragments: Fragments, n_vertices: int, batch: int) -> torch.Tensor:
-    """``(3, N)`` rows ``b * V + faces[pixel_face, k]`` of a ``(C, B * V)`` per-vertex table."""
-    ids = faces.T.index_select(1, fragments.pixel_face)
-    return ids + fragments.pixel_batch * n_vertices if batch > 1 else ids
-
-
 def _shade_covered(vertices: torch.Tensor, faces: torch.Tensor, fragments: Fragments, light: torch.Tensor):
     """Unit model-space normals ``(3, N)`` and SH shading ``(C, N)`` at the covered pixels."""
     batch, n_vertices, _ = vertices.shape
     normals = vertex_normals_channels(vertices, faces)  # (3, B * V)
-    corner_ids = _corner_vertex_ids(faces, fragments, n_vertices, batch)
-    blended = blend_corners(_gather_corner_rows(normals, corner_ids), fragments.pixel_bary)
+    corner_ids = corner_vertex_ids(fragments, faces, n_vertices, batch)
+    blended = blend_corners(gather_corner_rows(normals, corner_ids), fragments.pixel_bary)
     pixel_normals = normalize_channels(blended)
     basis = sh_basis_channels(pixel_normals, with_factors=False)  # (9, N)
     factors = device_constant(SH_CONSTANT_FACTORS, basis.dtype, basis.device)
@@ -174,7 +163,7 @@ def _to_chw(values: torch.Tensor, fragments: Fragments) -> torch.Tensor:
 def _covered_uvs(vt: torch.Tensor, ft: torch.Tensor, fragments: Fragments) -> torch.Tensor:
     """``(2, N)`` interpolated OBJ ``(u, v)`` at the covered pixels (each face's own corners)."""
     uv_ids = ft.T.index_select(1, fragments.pixel_face)  # (3, N)
-    return blend_corners(_gather_corner_rows(vt.T.contiguous(), uv_ids), fragments.pixel_bary)
+    return blend_corners(gather_corner_rows(vt.T.contiguous(), uv_ids), fragments.pixel_bary)
 
 
 def _region_masks(vertex_masks, fragments, faces):

@@ -28,7 +28,7 @@ import math
 import torch
 
 from flamefit.renderer.device_constants import device_constant
-from flamefit.renderer.rasterize import gather_corners
+from flamefit.renderer.triangles import batched_face_index, gather_corners
 
 __all__ = [
     "SH_CONSTANT_FACTORS",
@@ -101,10 +101,7 @@ def vertex_normals_channels(vertices: torch.Tensor, faces: torch.Tensor) -> torc
     batch, n_vertices, _ = vertices.shape
     faces = faces.to(vertices.device)
     weighted = _face_normal_channels(vertices, faces)  # (3, B * F)
-    corner_index = faces.T  # (3, F): every corner receives its face's normal
-    if batch > 1:
-        offsets = torch.arange(0, batch * n_vertices, n_vertices, device=faces.device)
-        corner_index = (corner_index[:, None, :] + offsets[:, None]).reshape(3, -1)
+    corner_index = batched_face_index(faces, batch, n_vertices)  # every corner receives its face's normal
     contributions = weighted[:, None, :].expand(3, 3, weighted.shape[1]).reshape(3, -1)
     accumulated = weighted.new_zeros(3, batch * n_vertices).index_add(1, corner_index.reshape(-1), contributions)
     return normalize_channels(accumulated)
@@ -124,6 +121,12 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return vertex_normals_channels(vertices, faces).T.reshape(batch, n_vertices, 3)
 
 
+def _sh_terms(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> list[torch.Tensor]:
+    """DECA's nine SH basis polynomials of unit normals ``(x, y, z)`` (each any shape), in
+    order and without their constant factors (see the module docstring)."""
+    return [torch.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * (z * z) - 1]
+
+
 def sh_basis_channels(normals: torch.Tensor, with_factors: bool = True) -> torch.Tensor:
     """DECA's nine SH basis values, channel-major.
 
@@ -135,11 +138,7 @@ def sh_basis_channels(normals: torch.Tensor, with_factors: bool = True) -> torch
     Returns:
         ``(9, N)``.
     """
-    x, y, z = normals.unbind(0)
-    squares = normals * normals
-    basis = torch.stack([
-        torch.ones_like(x), x, y, z, x * y, x * z, y * z, squares[0] - squares[1], 3 * squares[2] - 1,
-    ])
+    basis = torch.stack(_sh_terms(*normals.unbind(0)))
     if with_factors:
         basis = basis * device_constant(SH_CONSTANT_FACTORS, normals.dtype, normals.device)[:, None]
     return basis
@@ -154,10 +153,7 @@ def sh_basis(normals: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(..., 9)``.
     """
-    x, y, z = normals.unbind(-1)
-    basis = torch.stack(
-        [torch.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1], dim=-1
-    )
+    basis = torch.stack(_sh_terms(*normals.unbind(-1)), dim=-1)
     factors = device_constant(SH_CONSTANT_FACTORS, normals.dtype, normals.device)
     return basis * factors
 

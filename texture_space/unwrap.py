@@ -32,8 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from flamefit.renderer.interpolate import blend_corners
 from flamefit.renderer.render import rasterize_with_camera
 from flamefit.renderer.shading import sh_shading, vertex_normals
+from flamefit.renderer.triangles import gather_corners
 from flamefit.texture_space.uv_raster import rasterize_uv
 
 
@@ -118,8 +120,10 @@ class UnwrappedTextures:
 
 def _blend(values: torch.Tensor, faces: torch.Tensor, surface: TexelSurface) -> torch.Tensor:
     """Per-vertex ``values (B, V, C)`` -> ``(B, M, C)`` interpolated at the texels' surface points."""
-    corners = faces[surface.face]  # (M, 3)
-    return sum(values[:, corners[:, k]] * surface.bary[None, :, k, None] for k in range(3))
+    batch, _, channels = values.shape
+    corners = gather_corners(values, faces[surface.face])  # (C, 3, B * M)
+    blended = blend_corners(corners, surface.bary.repeat(batch, 1))  # (C, B * M)
+    return blended.view(channels, batch, -1).permute(1, 2, 0)
 
 
 def view_cosines(camera, points: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
