@@ -80,7 +80,11 @@ def check_against_reference(v, faces, height, width, cull=False, perspective=Fal
         ref_depth = depth[idx[:, 0], idx[:, 1], f]
         torch.testing.assert_close(fr.bary[b][same].double(), ref_bary, atol=1e-5, rtol=0)
         torch.testing.assert_close(fr.depth[b][same].double(), ref_depth, atol=1e-5, rtol=1e-5)
-        assert (fr.bary[b][winner < 0] == 0).all() or diff.any()
+        # Background (no triangle in ours: every pixel the reference leaves empty, bar the
+        # marginal ones checked above) has zero weights and zero depth.
+        background = fr.face_index[b] < 0
+        assert not fr.bary[b][background].any(), f"batch {b}: weights on background pixels"
+        assert not fr.depth[b][background].any(), f"batch {b}: depth on background pixels"
     assert total_mismatch <= 0.01 * v.shape[0] * height * width
     assert torch.equal(fr.mask, fr.face_index >= 0)
     return fr
@@ -93,6 +97,32 @@ def test_matches_brute_force_orthographic(seed, cull):
     v[..., 2] -= 1.5  # depths of both signs
     fr = check_against_reference(v.double(), faces, 40, 48, cull=cull)
     assert fr.mask.any()
+
+
+def test_reference_check_catches_weights_on_background(monkeypatch):
+    """The check above fails when a background pixel carries weights, even while another pixel
+    legitimately differs from the reference (it once passed whenever any pixel differed)."""
+    import dataclasses
+    import sys
+
+    # One triangle whose left edge x = 0.5 runs through the pixel centres of column 0: those
+    # pixels are marginal, so ours may leave them empty where the reference covers them.
+    v = torch.tensor([[[0.5, -10.0, 1.0], [30.0, 20.0, 1.0], [0.5, 50.0, 1.0]]], dtype=torch.float64)
+    faces = torch.tensor([[0, 1, 2]])
+    intact = rasterize
+
+    def broken(*args, **kwargs):
+        fr = intact(*args, **kwargs)
+        face_index, bary, depth = fr.face_index.clone(), fr.bary.clone(), fr.depth.clone()
+        face_index[0, 5, 0], bary[0, 5, 0], depth[0, 5, 0] = -1, 0.0, 0.0  # a legitimate difference
+        bary[0, 5, 47] = torch.tensor([1.0, 0.0, 0.0], dtype=bary.dtype)  # background: a bug
+        return dataclasses.replace(fr, face_index=face_index, bary=bary, depth=depth,
+                                   mask=face_index >= 0)
+
+    check_against_reference(v, faces, 40, 48)  # the intact rasteriser passes
+    monkeypatch.setattr(sys.modules[__name__], "rasterize", broken)
+    with pytest.raises(AssertionError, match="weights on background"):
+        check_against_reference(v, faces, 40, 48)
 
 
 @pytest.mark.parametrize("seed", [4, 5])
