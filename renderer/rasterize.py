@@ -58,7 +58,7 @@ import torch
 from flamefit.renderer.choices import BACKENDS
 from flamefit.renderer.fragments import Fragments
 from flamefit.renderer.interpolate import scatter_channels
-from flamefit.renderer.triangles import drawable_triangles, gather_corners, screen_area
+from flamefit.renderer.triangles import drawable_triangles, gather_corners
 
 __all__ = ["rasterize", "rasterize_visibility", "fragments_from_face_index", "BACKENDS"]
 
@@ -366,11 +366,11 @@ def _barycentric_table(vertices_screen: torch.Tensor, faces: torch.Tensor, persp
         ``1 / z`` (perspective). Faces that cannot be drawn get finite placeholder values
         (never gathered), so their backward produces no NaN.
     """
-    corners = gather_corners(vertices_screen, faces)
-    x, y, z = corners.unbind(0)  # each (3, T)
+    x, y, z = gather_corners(vertices_screen, faces).unbind(0)  # each (3, T)
     d1x, d1y = x[1] - x[0], y[1] - y[0]
     d2x, d2y = x[2] - x[0], y[2] - y[0]
-    area = screen_area(corners)
+    # screen_area's formula on the edge vectors the gradients need anyway (differentiated).
+    area = d2x * d1y - d1x * d2y
     usable = torch.isfinite(area) & (area != 0)
     inverse_area = 1.0 / torch.where(usable, area, torch.ones_like(area))
     gradients = torch.stack([-d2y, d2x, d1y, -d1x]) * inverse_area  # (4, T)

@@ -121,10 +121,11 @@ def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     return vertex_normals_channels(vertices, faces).T.reshape(batch, n_vertices, 3)
 
 
-def _sh_terms(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> list[torch.Tensor]:
-    """DECA's nine SH basis polynomials of unit normals ``(x, y, z)`` (each any shape), in
-    order and without their constant factors (see the module docstring)."""
-    return [torch.ones_like(x), x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * (z * z) - 1]
+def _sh_terms(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, squares: torch.Tensor) -> list[torch.Tensor]:
+    """DECA's nine SH basis polynomials of unit normals ``(x, y, z)`` (each any shape) with
+    ``squares`` their squares stacked on dim 0, in order and without their constant factors
+    (see the module docstring)."""
+    return [torch.ones_like(x), x, y, z, x * y, x * z, y * z, squares[0] - squares[1], 3 * squares[2] - 1]
 
 
 def sh_basis_channels(normals: torch.Tensor, with_factors: bool = True) -> torch.Tensor:
@@ -138,7 +139,7 @@ def sh_basis_channels(normals: torch.Tensor, with_factors: bool = True) -> torch
     Returns:
         ``(9, N)``.
     """
-    basis = torch.stack(_sh_terms(*normals.unbind(0)))
+    basis = torch.stack(_sh_terms(*normals.unbind(0), normals * normals))
     if with_factors:
         basis = basis * device_constant(SH_CONSTANT_FACTORS, normals.dtype, normals.device)[:, None]
     return basis
@@ -153,7 +154,8 @@ def sh_basis(normals: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(..., 9)``.
     """
-    basis = torch.stack(_sh_terms(*normals.unbind(-1)), dim=-1)
+    x, y, z = normals.unbind(-1)
+    basis = torch.stack(_sh_terms(x, y, z, torch.stack([x * x, y * y, z * z])), dim=-1)
     factors = device_constant(SH_CONSTANT_FACTORS, normals.dtype, normals.device)
     return basis * factors
 
