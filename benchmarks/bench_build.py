@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, save  # noqa: E402
 
-from flamefit.fitting.results_io import write_image  # noqa: E402
+from flamefit.utils import write_image  # noqa: E402
 from flamefit.fitting.scene import HeadScene  # noqa: E402
 from flamefit.fitting.synthetic import synthetic_batch  # noqa: E402
 from flamefit.flame.selection import select_model  # noqa: E402

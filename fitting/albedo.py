@@ -27,6 +27,22 @@ class AlbedoModel(nn.Module):
         self.register_buffer("basis", basis)
         self.source = source
 
+    @staticmethod
+    def check_uv_layout(space: TextureSpace, ft, path, model: str) -> None:
+        """Refuse a texture space made for another UV layout than the model's (``ft``: the
+        model's ``(F, 3)`` texture-coordinate indices), naming both.
+
+        Raises:
+            flamefit.flame.errors.ModelFileError: the layouts differ (another model's space).
+        """
+        from flamefit.flame.errors import ModelFileError
+
+        if space.ft is not None and tuple(space.ft.shape) != tuple(ft.shape):
+            raise ModelFileError(path, f"its UV layout has {space.ft.shape[0]} faces but the model in use "
+                                       f"({model}) has {ft.shape[0]}; use a texture space built for this "
+                                       "model, or pick the model it was built for with --flame-dir or "
+                                       "--demo-head")
+
     @classmethod
     def from_texture_space(
         cls, space: TextureSpace, n_components: int | None = None, resolution: int = 256

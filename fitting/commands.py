@@ -23,7 +23,7 @@ def fit_options(args: argparse.Namespace) -> FitOptions:
         flame_dir=args.flame_dir, demo_head=args.demo_head, landmarks=args.landmarks,
         mask=args.mask, init=args.init, detector=args.detector, face_index=args.face,
         texture_space=args.texture_space, texture_offset=args.texture_offset, gif=args.gif,
-        seed=args.seed, overwrite=args.overwrite, on_changed=args.changed_photos,
+        overwrite=args.overwrite, on_changed=args.changed_photos,
         backend=args.backend,
     )
 
@@ -103,7 +103,6 @@ def register(subparsers, shared) -> None:
     fit.add_argument("--texture-offset", action="store_true",
                      help="also fit a smooth per-texel albedo offset")
     fit.add_argument("--gif", action="store_true", help="also write progress.gif per photo")
-    fit.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     fit.add_argument("--overwrite", action="store_true", help="refit photos already done")
     fit.add_argument("--changed-photos", choices=("refit", "refuse"), default=d.on_changed,
                      help="a photo done before whose file has changed since: refit it (default) "

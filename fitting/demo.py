@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from flamefit.fitting import results
 from flamefit.fitting.fit_images import FitOptions, FitSummary, fit_images
-from flamefit.fitting.results_io import write_image
+from flamefit.utils import write_image
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,12 @@ def run_demo(out: str | Path = Path("out") / "demo", flame_dir: Path | None = No
     options = options or FitOptions()
     options.flame_dir, options.demo_head, options.overwrite = flame_dir, demo_head, True
     summary = fit_images([photo], out, options)
-    result = out / photo.stem
+    result = out / summary.fitted[0] if summary.fitted else None
     print(summary.line())
-    if summary.fitted:
+    if result is not None:
         print(f"results for {photo.name}: {result}/")
-        for name in ("sheet.png", "overlay.png", "mesh.obj", "params.npz", "report.json"):
+        for name in (results.SHEET_FILE, results.OVERLAY_FILE, results.MESH_FILE,
+                     results.PARAMS_FILE, results.REPORT_FILE):
             print(f"  {result / name}")
     for name, reason in summary.failed.items():
         print(f"failed: {name}: {reason}")

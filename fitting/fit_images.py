@@ -1,49 +1,77 @@
 """``flamefit fit``: fit every photo of files, folders and globs, in batches, resumably.
 
-A batch job never dies on one bad image: preparation errors (not an image, no face, bad
-landmark file ...) and fitting failures are written to that image's ``report.json`` and the
-summary, and the job goes on. A rerun skips images whose report says done (unless
-``overwrite``), so a crashed job resumes where it stopped.
+Four steps, each its own function:
+
+1. **plan** (:mod:`flamefit.fitting.plan`): photos and their ids, per-photo inputs, what a
+   rerun skips (done with the same photo content) or refuses;
+2. **prepare** (:func:`prepare_photo`): load, detect or read landmarks, crop, skin weight,
+   initial parameters; a failure fails that photo alone;
+3. **fit** (:func:`fit_prepared`, shared with ``build-texture-space``): one batched
+   optimisation;
+4. **write** (:func:`flamefit.fitting.outputs.write_fit_outputs`): the result folder.
+
+A batch job never dies on one bad photo: its failure goes to its ``report.json``, to
+``OUT/summary.csv`` and to the returned summary, and the job goes on. A rerun skips photos whose
+report says done for the same file content, so a crashed job resumes where it stopped. Ctrl-C
+stops after writing what is finished (:class:`FitInterrupted`).
 """
 
 from __future__ import annotations
 
-import glob
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from flamefit.fitting.errors import InputError
 from flamefit.fitting.options import FitOptions
-from flamefit.fitting.optimizer import FitConfig, fit_batch
-from flamefit.fitting.parameters import FitParameters, load_initialisation
+from flamefit.fitting.plan import IMAGE_SUFFIXES, PlannedPhoto, collect_photos, plan_fit
 from flamefit.fitting.prepare import PreparedImage, prepare_image
-from flamefit.fitting.results_io import REPORT_NAME, is_done, write_json
+from flamefit.fitting.results import (
+    SUMMARY_FILE, base_report, write_failure_report, write_summary_csv,
+)
 from flamefit.renderer.devices import resolve_device
-from flamefit.renderer.rasterize import resolve_backend
+from flamefit.utils import UsageError, folder_lock
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+__all__ = ["FitOptions", "FitSummary", "FitInterrupted", "fit_images", "fit_prepared",
+           "prepare_photo", "IMAGE_SUFFIXES"]
 
 
 @dataclass
 class FitSummary:
-    """What happened to each input: names of fitted and skipped images, failures with reasons."""
+    """What happened to each photo of a run, by id: fitted, skipped (done before with the same
+    photo), failed (id -> reason); ``rows`` are the lines of ``summary.csv``."""
 
     fitted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     out_dir: Path | None = None
+    rows: list[dict] = field(default_factory=list)
 
     def line(self) -> str:
-        return (f"{len(self.fitted)} fitted, {len(self.skipped)} skipped (already done), "
+        text = (f"{len(self.fitted)} fitted, {len(self.skipped)} skipped (already done), "
                 f"{len(self.failed)} failed; results in {self.out_dir}")
+        if self.failed and self.out_dir is not None:
+            text += f" (reasons in {self.out_dir / SUMMARY_FILE})"
+        return text
+
+    def record(self, photo_id: str, path: Path, status: str, reason: str = "",
+               seconds: float | None = None, error_iod: float | None = None) -> None:
+        if status == "fitted":
+            self.fitted.append(photo_id)
+        elif status == "skipped":
+            self.skipped.append(photo_id)
+        else:
+            self.failed[photo_id] = reason
+        self.rows.append({"id": photo_id, "input": str(Path(path).absolute()), "status": status,
+                          "reason": reason, "seconds": None if seconds is None else round(seconds, 2),
+                          "landmark_error_percent_iod": None if error_iod is None else round(error_iod, 3)})
 
 
 class FitInterrupted(KeyboardInterrupt):
@@ -54,122 +82,101 @@ class FitInterrupted(KeyboardInterrupt):
         self.summary = summary
 
 
-def collect_inputs(inputs: list[str | Path]) -> list[Path]:
-    """Expand files, folders (their images, sorted) and glob patterns into a list of files.
+def prepare_photo(photo: PlannedPhoto, scene, options: FitOptions) -> PreparedImage:
+    """Step 2 for one photo: :func:`flamefit.fitting.prepare.prepare_image` plus its ``--init``
+    values (``item.init``), checked against the scene.
 
-    Files named explicitly are kept whatever their suffix (a non-image then fails with a clear
-    reason); folders and globs contribute files with image suffixes only.
+    Raises:
+        InputError: anything wrong with the photo or one of its per-photo files, in one line.
     """
-    found: list[Path] = []
-    for entry in inputs:
-        path = Path(entry)
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.exists():
-            found.append(path)
-        else:
-            matches = sorted(glob.glob(str(entry), recursive=True))
-            if not matches:
-                found.append(path)  # reported as "file not found" for this input
-            found += [Path(m) for m in matches if Path(m).suffix.lower() in IMAGE_SUFFIXES]
-    unique, seen = [], set()
-    for path in found:
-        key = os.path.abspath(path)
-        if key not in seen:
-            seen.add(key)
-            unique.append(path)
-    return unique
+    from flamefit.fitting.parameters import load_initialisation
+
+    item = prepare_image(photo.path, photo.id, resolution=options.resolution,
+                         landmarks_path=photo.landmarks, mask_path=photo.mask,
+                         detector=options.detector, face_index=options.face_index)
+    if photo.init is not None:
+        try:
+            values = load_initialisation(photo.init, scene.flame.n_shape, scene.flame.n_expression,
+                                         scene.albedo.n_components)
+        except ValueError as error:
+            raise InputError(None, f"--init: {error}") from None
+        camera = values.get("camera")
+        n_camera = scene.initial_parameters(1, "cpu").camera.shape[1]
+        if camera is not None and camera.shape[0] != n_camera:
+            raise InputError(photo.init, f"--init: its camera has {camera.shape[0]} values but the "
+                                         f"{scene.camera_type} camera needs {n_camera}")
+        item.init = values
+    if photo.note:
+        item.notes.append(photo.note)
+    return item
 
 
-def output_names(paths: list[Path]) -> list[str]:
-    """Folder names for the outputs: the file stem, made unique with its parent folder name."""
-    stems = [p.stem for p in paths]
-    names = []
-    for path, stem in zip(paths, stems):
-        name = stem if stems.count(stem) == 1 else f"{path.parent.name}_{stem}"
-        while name in names:
-            name += "_"
-        names.append(name)
-    return names
-
-
-def per_image_file(option: Path | None, image: Path, suffixes: tuple[str, ...]) -> Path | None:
-    """A per-image side file: the option itself when it is a file, else ``<folder>/<stem>.*``."""
-    if option is None:
-        return None
-    option = Path(option)
-    if option.is_dir():
-        return next((option / f"{image.stem}{s}" for s in suffixes
-                     if (option / f"{image.stem}{s}").is_file()), None)
-    return option
-
-
-def _check_output_folder(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".flamefit-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise InputError(out_dir, f"cannot write to the output folder ({error.strerror or error}); "
-                                  "choose another --out") from None
-
-
-def _failure_report(folder: Path, path: Path, reason: str, started: float) -> None:
-    try:
-        write_json(folder / REPORT_NAME, {"status": "failed", "input": str(path), "error": reason,
-                                          "seconds": round(time.time() - started, 2)})
-    except OSError as error:
-        log.warning("could not write the failure report of %s: %s", path, error)
-
-
-def _initial_parameters(scene, items: list[PreparedImage], options: FitOptions, paths: dict,
-                        device) -> FitParameters | None:
-    """Parameters from ``--init`` files for this batch, or None (zero init + landmark camera)."""
-    if options.init is None:
+def _initial_parameters(scene, items: list[PreparedImage], resolution: int, device):
+    """Parameters from the items' ``--init`` values, or None when none has any (zero start and
+    a camera from the landmarks, inside :func:`flamefit.fitting.optimizer.fit_batch`)."""
+    if not any(item.init for item in items):
         return None
     from flamefit.fitting.optimizer import camera_from_landmarks
 
     params = scene.initial_parameters(len(items), device)
     landmarks = torch.tensor(np.stack([it.landmarks_screen for it in items]), dtype=torch.float32,
                              device=device)
-    params.camera.copy_(camera_from_landmarks(scene, params, landmarks, options.resolution))
+    params.camera.copy_(camera_from_landmarks(scene, params, landmarks, resolution))
     for row, item in enumerate(items):
-        init_path = per_image_file(options.init, paths[item.name], (".npz", ".npy", ".pkl"))
-        if init_path is None:
-            continue
-        values = load_initialisation(init_path, scene.flame.n_shape, scene.flame.n_expression,
-                                     scene.albedo.n_components)
-        for key, value in values.items():
+        for key, value in (item.init or {}).items():
             target = getattr(params, key)
-            if key == "camera" and value.shape[0] != target.shape[1]:
-                raise InputError(init_path, f"camera has {value.shape[0]} values but the "
-                                            f"{scene.camera_type} camera needs {target.shape[1]}")
             target[row] = torch.as_tensor(value, dtype=target.dtype, device=device)
     return params
 
 
-def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOptions | None = None,
-               show_progress: bool = True) -> FitSummary:
-    """Fit every photo in ``inputs`` and write ``OUT/<name>/`` for each (see :mod:`flamefit.fitting.outputs`).
+def fit_prepared(scene, items: list[PreparedImage], config, init=None, progress=None):
+    """Step 3: fit prepared photos as one batch (:func:`flamefit.fitting.optimizer.fit_batch`
+    on their stacked crops, screen-space landmarks and skin weights). Shared by ``flamefit
+    fit`` and ``build-texture-space``.
 
-    Returns:
-        :class:`FitSummary`. Raises only for problems that stop the whole job (no model, an
-        output folder that cannot be written).
+    Args:
+        scene: the :class:`flamefit.fitting.scene.HeadScene` (on the fit's device).
+        items: prepared photos, all at ``config.resolution``.
+        config: :class:`flamefit.fitting.optimizer.FitConfig`.
+        init: starting :class:`flamefit.fitting.parameters.FitParameters`, or None.
+        progress: the :func:`fit_batch` hook.
     """
-    from tqdm import tqdm
+    from flamefit.fitting.optimizer import fit_batch
 
-    from flamefit.fitting.outputs import write_fit_outputs
+    device = next(scene.buffers()).device
+    images = torch.tensor(np.stack([it.crop for it in items]), device=device).permute(0, 3, 1, 2).float()
+    landmarks = torch.tensor(np.stack([it.landmarks_screen for it in items]), dtype=torch.float32,
+                             device=device)
+    skin = torch.tensor(np.stack([it.skin for it in items]), device=device)[:, None].float()
+    return fit_batch(scene, images, landmarks, skin, config, init=init, progress=progress)
+
+
+class _Snapshots:
+    """A ``progress`` hook collecting uint8 renders of the full stage for ``progress.gif``."""
+
+    def __init__(self, scene, items: list[PreparedImage], resolution: int, every: int,
+                 then: Callable | None):
+        self.scene, self.resolution, self.every, self.then = scene, resolution, every, then
+        device = next(scene.buffers()).device
+        self.images = torch.tensor(np.stack([it.crop for it in items]), device=device).permute(0, 3, 1, 2).float()
+        self.frames: list[np.ndarray] = []  # (B, R, R, 3) uint8 each
+
+    def __call__(self, state) -> None:
+        if self.then is not None:
+            self.then(state)
+        if state.stage != "full" or (state.step - 1) % self.every:
+            return
+        with torch.no_grad():
+            rendered = self.scene.render(state.params, self.resolution, texture_offset=state.texture_offset)
+            frame = rendered.image * rendered.alpha + self.images * (1 - rendered.alpha)
+        self.frames.append((frame.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+
+
+def _load_scene(options: FitOptions, device):
     from flamefit.fitting.scene import HeadScene
     from flamefit.flame.selection import select_model
+    from flamefit.renderer.rasterize import resolve_backend
 
-    options = options or FitOptions()
-    if options.batch_size < 1 or options.resolution < 32:
-        raise ValueError(f"batch size must be >= 1 and resolution >= 32 (got {options.batch_size}, "
-                         f"{options.resolution})")
-    out_dir = Path(out_dir)
-    _check_output_folder(out_dir)
-    device = resolve_device(options.device)
     files = select_model(options.flame_dir, demo=options.demo_head)
     # "auto" is settled once here, so that every report names the rasteriser that ran.
     backend = options.backend if options.backend != "auto" else resolve_backend("auto", device)
@@ -178,98 +185,153 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
         n_texture=options.n_texture, camera=options.camera, texture_space=options.texture_space,
         backend=backend,
     ).to(device)
-    config = FitConfig(resolution=options.resolution, rigid_steps=options.rigid_steps,
-                       full_steps=options.full_steps, texture_offset=options.texture_offset,
-                       snapshot_every=max(1, options.full_steps // 40) if options.gif else 0,
-                       seed=options.seed)
+    return files, backend, scene
 
-    paths = collect_inputs(inputs)
-    names = output_names(paths)
+
+def _check_options(options: FitOptions) -> None:
+    if options.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
+    if not 32 <= options.resolution <= 2048:
+        raise UsageError(f"--resolution must be from 32 to 2048 pixels, got {options.resolution}")
+    if options.rigid_steps < 0 or options.full_steps < 0 or options.rigid_steps + options.full_steps == 0:
+        raise UsageError(f"--iters must be two step counts, each 0 or more and not both 0; got "
+                         f"{options.rigid_steps},{options.full_steps}")
+    if options.face_index < 0:
+        raise UsageError(f"--face must be 0 (the largest face) or more, got {options.face_index}")
+
+
+def _check_output_folder(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir}: exists and is not a folder; choose a folder path")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".flamefit-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"--out {out_dir}: cannot write to the output folder ({error.strerror or error}); "
+                         "choose another --out") from None
+
+
+def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOptions | None = None,
+               show_progress: bool = True) -> FitSummary:
+    """Fit every photo in ``inputs`` and write ``OUT/<id>/`` for each (see
+    :mod:`flamefit.fitting.results`) and ``OUT/summary.csv``.
+
+    Returns:
+        :class:`FitSummary`.
+
+    Raises:
+        UsageError: a bad option, input or environment (nothing was fitted).
+        flamefit.flame.errors.ModelFileError: no usable head model.
+        FitInterrupted: Ctrl-C; what finished is written and in its ``summary``.
+    """
+    from tqdm import tqdm
+
+    from flamefit.fitting.optimizer import FitConfig
+
+    options = options or FitOptions()
+    _check_options(options)
+    out_dir = Path(out_dir)
+    photos = collect_photos(inputs)
+    device = resolve_device(options.device)
+    _check_output_folder(out_dir)
     summary = FitSummary(out_dir=out_dir)
-    todo: list[tuple[Path, str]] = []
-    for path, name in zip(paths, names):
-        if not options.overwrite and is_done(out_dir / name):
-            summary.skipped.append(name)
-        else:
-            todo.append((path, name))
-    by_name = {name: path for path, name in todo}
-
-    bar = tqdm(total=len(todo), desc="images", unit="img", disable=not show_progress)
-    for start in range(0, len(todo), options.batch_size):
-        batch_inputs = todo[start : start + options.batch_size]
-        started = time.time()
-        items: list[PreparedImage] = []
-        for path, name in batch_inputs:
-            try:
-                items.append(prepare_image(
-                    path, name, resolution=options.resolution,
-                    landmarks_path=per_image_file(options.landmarks, path, (".npy", ".txt", ".pts")),
-                    mask_path=per_image_file(options.mask, path, (".png", ".jpg", ".npy")),
-                    detector=options.detector, face_index=options.face_index,
-                ))
-            except (InputError, ValueError, OSError) as error:
-                reason = str(error)
-                summary.failed[name] = reason
-                _failure_report(out_dir / name, path, reason, started)
-                bar.write(f"skipped {path}: {reason}")
-                bar.update(1)
-        if not items:
-            continue
+    with folder_lock(out_dir):
+        plan = plan_fit(photos, out_dir, landmarks=options.landmarks, mask=options.mask,
+                        init=options.init, overwrite=options.overwrite, on_changed=options.on_changed)
+        for photo_id in plan.skipped:
+            summary.record(photo_id, next(p.path for p in photos if p.id == photo_id), "skipped",
+                           "done before with this photo")
+        for photo_id, (path, reason) in plan.refused.items():
+            summary.record(photo_id, path, "failed", reason)
+        files, backend, scene = _load_scene(options, device)
+        config = FitConfig(resolution=options.resolution, rigid_steps=options.rigid_steps,
+                           full_steps=options.full_steps, texture_offset=options.texture_offset)
+        context = {"model": files.describe(), "device": str(device), "backend": backend,
+                   "camera": options.camera, "resolution": options.resolution}
+        bar = tqdm(total=len(plan.todo), desc="photos", unit="photo", disable=not show_progress)
         try:
-            outcome = _fit_items(scene, items, options, config, by_name, device, bar)
-        except (InputError, ValueError, RuntimeError) as error:
-            for item in items:
-                reason = f"fit failed: {error}"
-                summary.failed[item.name] = reason
-                _failure_report(out_dir / item.name, by_name[item.name], reason, started)
-            bar.update(len(items))
-            continue
-        seconds = (time.time() - started) / len(items)
-        for index, item in enumerate(items):
-            status = outcome.status[index]
-            report = {
-                "status": "done" if status == "done" else "failed",
-                "fit_status": status,
-                "input": str(by_name[item.name]),
-                "model": files.describe(),
-                "device": str(device),
-                "backend": backend,
-                "camera": options.camera,
-                "resolution": options.resolution,
-                "landmarks_source": item.source,
-                "n_faces": item.n_faces,
-                "notes": item.notes,
-                "image_size": list(item.image.original_size),
-                "seconds": round(seconds, 2),
-            }
-            try:
-                write_fit_outputs(out_dir / item.name, item, index, scene, outcome, report)
-            except (OSError, ValueError, RuntimeError) as error:
-                reason = f"could not write results: {error}"
-                summary.failed[item.name] = reason
-                _failure_report(out_dir / item.name, by_name[item.name], reason, started)
-                continue
-            if status == "done":
-                summary.fitted.append(item.name)
-            else:
-                summary.failed[item.name] = status
-        bar.update(len(items))
-    bar.close()
+            for start in range(0, len(plan.todo), options.batch_size):
+                _run_batch(plan.todo[start:start + options.batch_size], scene, options, config,
+                           context, out_dir, summary, bar)
+        except KeyboardInterrupt:
+            bar.close()
+            write_summary_csv(out_dir / SUMMARY_FILE, summary.rows)
+            raise FitInterrupted(summary) from None
+        bar.close()
+        write_summary_csv(out_dir / SUMMARY_FILE, summary.rows)
     return summary
 
 
-def _fit_items(scene, items, options, config, paths, device, bar):
-    images = torch.tensor(np.stack([it.crop for it in items]), device=device).permute(0, 3, 1, 2)
-    landmarks = torch.tensor(np.stack([it.landmarks_screen for it in items]), dtype=torch.float32,
-                             device=device)
-    skin = torch.tensor(np.stack([it.skin for it in items]), device=device)[:, None]
-    init = _initial_parameters(scene, items, options, paths, device)
+def _run_batch(batch: list[PlannedPhoto], scene, options: FitOptions, config, context: dict,
+               out_dir: Path, summary: FitSummary, bar) -> None:
+    """Prepare, fit and write one batch; every failure is recorded for its photo alone."""
+    from flamefit.fitting.outputs import write_fit_outputs
+
+    started = time.time()
+    by_id = {photo.id: photo for photo in batch}
+
+    def fail(photo: PlannedPhoto, reason: str) -> None:
+        summary.record(photo.id, photo.path, "failed", reason, time.time() - started)
+        try:
+            write_failure_report(out_dir / photo.id, photo.id, photo.path, photo.sha256, reason,
+                                 time.time() - started)
+        except OSError as error:
+            log.warning("could not write the failure report of %s: %s", photo.path, error)
+        bar.set_postfix_str(f"{len(summary.failed)} failed")
+
+    items: list[PreparedImage] = []
+    for photo in batch:
+        try:
+            items.append(prepare_photo(photo, scene, options))
+        except (InputError, ValueError, OSError) as error:
+            fail(photo, str(error))
+            bar.update(1)
+    if not items:
+        return
+    device = next(scene.buffers()).device
     total = config.rigid_steps + config.full_steps
 
-    def progress(stage: str, step: int, steps: int) -> None:
-        if step % 20 == 0 or step == steps:
-            done = step if stage == "rigid" else config.rigid_steps + step
-            bar.set_postfix_str(f"{stage} {done}/{total}")
+    def show(state) -> None:
+        if state.step % 20 == 0 or state.step == state.steps:
+            done = state.step if state.stage == "rigid" else config.rigid_steps + state.step
+            bar.set_postfix_str(f"{state.stage} {done}/{total}")
 
-    return fit_batch(scene, images.float(), landmarks, skin.float(), config, init=init,
-                     progress=progress)
+    hook = show
+    if options.gif:
+        hook = _Snapshots(scene, items, config.resolution, max(1, config.full_steps // 40), show)
+    try:
+        init = _initial_parameters(scene, items, config.resolution, device)
+        outcome = fit_prepared(scene, items, config, init=init, progress=hook)
+    except (InputError, ValueError, RuntimeError) as error:
+        for item in items:
+            fail(by_id[item.name], f"fit failed: {error}")
+        bar.update(len(items))
+        return
+    seconds = (time.time() - started) / len(items)
+    for index, item in enumerate(items):
+        photo = by_id[item.name]
+        status = outcome.status[index]
+        report = {
+            **base_report(photo.id, photo.path, photo.sha256),
+            "status": "done" if status == "done" else "failed",
+            "fit_status": status,
+            **context,
+            "landmarks_source": item.source,
+            "n_faces": item.n_faces,
+            "notes": item.notes,
+            "image_size": list(item.image.original_size),
+            "seconds": round(seconds, 2),
+        }
+        frames = None if not options.gif else [frame[index] for frame in hook.frames]
+        try:
+            write_fit_outputs(out_dir / photo.id, item, index, scene, outcome, report, frames=frames)
+        except (OSError, ValueError, RuntimeError) as error:
+            fail(photo, f"could not write results: {error}")
+            continue
+        if status == "done":
+            summary.record(photo.id, photo.path, "fitted", "", seconds, report["landmark_error_percent_iod"])
+        else:
+            summary.record(photo.id, photo.path, "failed", status, seconds)
+    bar.update(len(items))

@@ -27,7 +27,6 @@ class FitOptions:
         texture_space: an albedo space (``FLAME_texture.npz`` layout) instead of the model's.
         texture_offset: also fit a smooth per-texel albedo offset.
         gif: also write ``progress.gif`` per photo.
-        seed: seed of everything random in the fit.
         overwrite: refit photos whose results are done.
         on_changed: a photo whose recorded content hash differs from the file's now:
             ``"refit"`` it (and say so) or ``"refuse"`` (fail it with a message).
@@ -51,7 +50,6 @@ class FitOptions:
     texture_space: Path | None = None
     texture_offset: bool = False
     gif: bool = False
-    seed: int = 0
     overwrite: bool = False
     on_changed: str = "refit"
     backend: str = "auto"

@@ -1,8 +1,7 @@
-"""Write one fitted image's results into ``OUT/<name>/``.
+"""Step 4 of a batch fit: write one fitted photo's result folder ``OUT/<id>/``.
 
-``params.npz``, ``mesh.obj`` (+ ``mesh.mtl`` + ``mesh.png`` albedo, model space), ``camera.npz``
-(OpenCV ``K, R, t`` for the original photo), ``landmarks.npz`` (detected and fitted, original
-photo pixels), ``overlay.png``, ``sheet.png`` and, last, ``report.json``.
+The files and their arrays are those of the schema in :mod:`flamefit.fitting.results`;
+``report.json`` is written last.
 """
 
 from __future__ import annotations
@@ -13,8 +12,8 @@ import numpy as np
 import torch
 
 from flamefit.fitting.prepare import PreparedImage
-from flamefit.fitting.results_io import REPORT_NAME, write_image, write_json
-from flamefit.utils import write_npz
+from flamefit.fitting import results
+from flamefit.utils import write_image, write_npz
 
 LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
 
@@ -49,6 +48,7 @@ def write_fit_outputs(
     outcome,
     report: dict,
     overlay_resolution: int = 512,
+    frames: list[np.ndarray] | None = None,
 ) -> None:
     """Write every output of batch item ``index``; ``report.json`` last (marks it done).
 
@@ -60,6 +60,7 @@ def write_fit_outputs(
         outcome: the :class:`flamefit.fitting.optimizer.FitOutcome`.
         report: fields gathered by the caller (status, model, device, seconds...); completed here.
         overlay_resolution: crop-frame render size for the overlay on the photo.
+        frames: ``(R, R, 3)`` uint8 renders of the fit's progress, written as ``progress.gif``.
     """
     from flamefit.renderer.export import save_obj
     from flamefit.renderer.visualize import draw_landmarks, make_sheet, shape_image, to_uint8
@@ -71,7 +72,7 @@ def write_fit_outputs(
     offset = None if outcome.texture_offset is None else outcome.texture_offset[index : index + 1]
     resolution = item.crop.shape[0]
 
-    save_parameters(folder / "params.npz", params.item(0),
+    save_parameters(folder / results.PARAMS_FILE, params.item(0),
                     camera_type=np.array(scene.camera_type), resolution=np.array(resolution))
 
     with torch.no_grad():
@@ -83,18 +84,18 @@ def write_fit_outputs(
         crop_render = scene.render(params, resolution, texture_offset=offset)
         shape = shape_image(vertices, scene.camera(params, resolution), scene.flame.faces)
     faces = scene.flame.faces.cpu().numpy()
-    save_obj(folder / "mesh.obj", vertices[0].cpu().numpy(), faces, scene.vt.cpu().numpy(),
+    save_obj(folder / results.MESH_FILE, vertices[0].cpu().numpy(), faces, scene.vt.cpu().numpy(),
              scene.ft.cpu().numpy(), texture=to_uint8(albedo[0].clamp(0, 1)))
 
     camera = opencv_camera(scene.camera(params, resolution), 0, item)
-    write_npz(folder / "camera.npz", **camera, image_size=np.array(item.image.original_size))
+    write_npz(folder / results.CAMERA_FILE, **camera, image_size=np.array(item.image.original_size))
 
     to_original = crop_to_original_matrix(item)
     fitted_screen = outcome.landmarks[index].detach().cpu().double().numpy()
     fitted_crop = fitted_screen - 0.5  # renderer screen -> pixel-index coordinates
     fitted = item.image.to_original(item.transform.to_image(fitted_crop))
     detected = item.image.to_original(item.landmarks)
-    write_npz(folder / "landmarks.npz", detected=detected, fitted=fitted,
+    write_npz(folder / results.LANDMARKS_FILE, detected=detected, fitted=fitted,
              detected_crop=item.landmarks_crop, fitted_crop=fitted_crop)
 
     # Overlay on the (possibly downscaled) photo: the fitted face region (the rest of the head is
@@ -112,7 +113,7 @@ def write_fit_outputs(
     composite = wide.paste_onto(
         item.image.rgb, big.image[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy(),
         0.85 * big.face_mask[0, 0].cpu().numpy())
-    write_image(folder / "overlay.png", to_uint8(composite))
+    write_image(folder / results.OVERLAY_FILE, to_uint8(composite))
 
     crop_u8 = to_uint8(item.crop)
     crop_tensor = torch.from_numpy(item.crop).permute(2, 0, 1)[None].to(crop_render.image)
@@ -124,13 +125,12 @@ def write_fit_outputs(
          to_uint8(blend(crop_render.image[:1], crop_render.alpha[:1], crop_tensor)[0])],
         labels=["input", "landmarks (green detected, red fitted)", "render", "shape", "overlay"],
     )
-    write_image(folder / "sheet.png", sheet)
+    write_image(folder / results.SHEET_FILE, sheet)
 
-    if outcome.snapshots:
+    if frames:
         from flamefit.renderer.visualize import save_animation
 
-        frames = [to_uint8(frame[index].permute(1, 2, 0).numpy()) for frame in outcome.snapshots]
-        save_animation(frames, folder / "progress.gif", fps=10)
+        save_animation(frames, folder / results.PROGRESS_FILE, fps=10)
 
     iod = inter_ocular_distance(item.landmarks_crop)
     lmk_error = float(np.linalg.norm(fitted_crop - item.landmarks_crop, axis=1).mean())
@@ -142,8 +142,10 @@ def write_fit_outputs(
         "steps": dict(outcome.steps),
         "camera_opencv": {k: v.tolist() for k, v in camera.items()},
         "crop_to_original": to_original.tolist(),
-        "outputs": sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) + [REPORT_NAME],
+        "outputs": sorted(p.name for p in folder.iterdir()
+                          if p.is_file() and not p.name.startswith(".") and p.name != results.REPORT_FILE)
+                   + [results.REPORT_FILE],
     })
-    write_json(folder / REPORT_NAME, report)
+    results.write_report(folder, report)
 
 

@@ -11,6 +11,7 @@ as an initialisation.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -99,8 +100,18 @@ def _fit(value: np.ndarray, size: int) -> np.ndarray:
 def _read_any(path: Path) -> dict:
     """Read a parameter file: ``.npz``, ``.npy`` (0-d dict) or ``.pkl`` (plain arrays only)."""
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path}: not a valid .npz file (not a zip archive, or truncated)")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except zipfile.BadZipFile:
+            raise ValueError(f"{path}: not a valid .npz file (not a zip archive, or truncated)") from None
+        except ValueError as error:
+            if "allow_pickle" not in str(error):
+                raise ValueError(f"{path}: cannot read the .npz ({error})") from None
+            raise ValueError(f"{path}: holds pickled Python objects, which flamefit does not load "
+                             "(they can run code); save plain numeric arrays with np.savez") from None
     if path.suffix == ".npy":
         from flamefit.flame.pickle_io import load_object_npy
 
@@ -138,8 +149,10 @@ def load_initialisation(
     path = Path(path)
     try:
         raw = _read_any(path)
-    except (OSError, pickle.UnpicklingError, EOFError) as error:
-        raise ValueError(f"{path}: cannot read initialisation ({error})") from error
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (OSError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path}: cannot read initialisation ({error})") from None
     raw = {k: np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in raw.items()}
     raw = {k: (v[0] if v.ndim >= 2 and v.shape[0] == 1 else v) for k, v in raw.items()}
     out: dict[str, np.ndarray] = {}

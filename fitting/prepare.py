@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from flamefit.fitting.crop import CropTransform, crop_image
+from flamefit.fitting.errors import BadMaskError
 from flamefit.fitting.image_io import LoadedImage, load_image
 
 
@@ -34,6 +35,8 @@ class PreparedImage:
         source: how the landmarks were obtained (``"dlib-hog"``, ``"user file"``, ...).
         n_faces: faces found in the photo (1 for user landmarks).
         notes: human-readable notes (conversions, several faces, ...).
+        init: initial parameter values from ``--init`` (see
+            :func:`flamefit.fitting.parameters.load_initialisation`), or None.
     """
 
     name: str
@@ -46,6 +49,7 @@ class PreparedImage:
     source: str
     n_faces: int
     notes: list[str] = field(default_factory=list)
+    init: dict[str, np.ndarray] | None = None
 
     @property
     def landmarks_screen(self) -> np.ndarray:
@@ -100,10 +104,16 @@ def prepare_image(
         import cv2
 
         user_mask = load_mask(mask_path, image_size=original_hw)
+        if not user_mask.any():
+            raise BadMaskError(mask_path, "the mask is all black, so no pixel would be fitted; "
+                                          "white marks the pixels to use")
         if user_mask.shape != (height, width):
             user_mask = cv2.resize(user_mask, (width, height), interpolation=cv2.INTER_AREA)
         weight = weight * cv2.warpAffine(user_mask, transform.matrix, (resolution, resolution),
                                          flags=cv2.INTER_LINEAR, borderValue=0)
+        if not weight.any():
+            raise BadMaskError(mask_path, "the mask's white area does not cover the face's skin, so "
+                                          "no pixel would be fitted")
     return PreparedImage(
         name=name, image=image, landmarks=landmarks, crop=crop, transform=transform,
         landmarks_crop=landmarks_crop, skin=weight.astype(np.float32), source=source,

@@ -27,7 +27,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from flamefit.flame.model_file import convert_flame_model
+    from flamefit.utils import UsageError
 
+    target = args.destination / args.source.with_suffix(".npz").name if args.destination.is_dir() \
+        else args.destination
+    if target.exists() and not args.overwrite:
+        raise UsageError(f"{target} exists; pass --overwrite to replace it, or give another destination")
     written = convert_flame_model(args.source, args.destination)
     print(f"wrote {written}")
     return 0
@@ -52,5 +57,7 @@ def register(subparsers, shared) -> None:
                     "needed) and write the same arrays as a plain .npz that loads without pickle.",
     )
     convert.add_argument("source", type=Path, help="generic_model.pkl or flame2023.pkl")
-    convert.add_argument("destination", type=Path, help="output .npz path")
+    convert.add_argument("destination", type=Path,
+                         help="output .npz path, or a folder to write <source name>.npz into")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing destination file")
     convert.set_defaults(func=cmd_convert)

@@ -291,13 +291,16 @@ def convert_flame_model(src: str | Path, dst: str | Path | None = None) -> Path:
 
     Args:
         src: ``generic_model.pkl`` / ``flame2023.pkl`` (or any file :func:`load_flame_model` reads).
-        dst: destination; defaults to ``src`` with the suffix ``.npz``.
+        dst: destination file, or a folder to write ``<src stem>.npz`` into; defaults to
+            ``src`` with the suffix ``.npz``.
 
     Returns:
         The ``.npz`` path; ``np.load(dst, allow_pickle=False)`` reads it.
     """
     src = Path(src)
     dst = src.with_suffix(".npz") if dst is None else Path(dst)
+    if dst.is_dir():  # like cp: into the folder, under the source's name
+        dst = dst / src.with_suffix(".npz").name
     if dst.resolve() == src.resolve():
         raise ModelFileError(dst, "is the source file itself; choose another destination for the converted model.")
     return save_flame_npz(load_flame_model(src), dst)

@@ -73,6 +73,26 @@ def resolution(low: int, high: int):
     return parse
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``flamefit fit: error: ... (see flamefit fit --help)``."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--iters -1,3`` -> ``--iters=-1,3``: argparse would take ``-1,3`` for an option and say
+    only "expected one argument"; joined, the option's own check explains what is wrong."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and len(token) > 1 \
+                and token[0] == "-" and token[1].isdigit():
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 class SharedOptions:
     """The option groups several subcommands share; a package's ``register`` calls these with
     its own defaults (taken from its options dataclass)."""
@@ -119,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     from flamefit.flame import commands as flame_commands
     from flamefit.texture_space import commands as texture_space_commands
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="flamefit",
         description="3D head reconstruction from photos by analysis-by-synthesis with FLAME "
                     "(or the open demo head) and a differentiable renderer.",
@@ -136,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``flamefit`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(_join_negative_values(argv))
+    except SystemExit as stop:  # --help, --version, or a usage error already printed
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from flamefit.renderer.render import render_shape, render_textured
+from flamefit.utils import new_file_mode
 
 __all__ = [
     "DETECTED_COLOR",
@@ -189,6 +190,7 @@ def save_animation(frames: Sequence[np.ndarray], path: str | Path, fps: float = 
             path = gif
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
+    os.fchmod(fd, new_file_mode())  # mkstemp's 0600 -> what open() would give
     os.close(fd)
     try:
         if path.suffix.lower() == ".mp4":

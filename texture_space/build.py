@@ -47,8 +47,8 @@ import numpy as np
 import torch
 
 from flamefit.fitting.errors import InputError
-from flamefit.fitting.fit_images import per_image_file
-from flamefit.fitting.results_io import write_json
+from flamefit.fitting.plan import Photo, side_file
+from flamefit.utils import UsageError, folder_lock, write_json, write_text
 from flamefit.renderer.devices import resolve_device
 from flamefit.texture_space.options import BuildOptions
 from flamefit.texture_space.state import (
@@ -148,7 +148,7 @@ def _landmarks_path(folder: BuildFolder, options: BuildOptions, path: Path, name
     cached = folder.landmarks_file(name)
     if options.from_fits is not None and cached.is_file():
         return cached
-    user = per_image_file(options.landmarks, path, (".npy", ".txt", ".pts"))
+    user = side_file("landmarks", options.landmarks, Photo(name, path, path.parent), 2)
     if user is not None:
         return user
     return cached if cached.is_file() else None
@@ -195,13 +195,14 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
     photo's ``flamefit fit`` report (None when missing); round 0 then unwraps the fits as they are."""
     from tqdm import tqdm
 
-    from flamefit.fitting.optimizer import FitConfig, fit_batch
+    from flamefit.fitting.fit_images import fit_prepared
+    from flamefit.fitting.optimizer import FitConfig
     from flamefit.fitting.prepare import prepare_image
     from flamefit.texture_space.unwrap import unwrap_photos
 
     device = next(scene.buffers()).device
     config = FitConfig(resolution=options.fit_resolution, rigid_steps=options.iters[0],
-                       full_steps=options.iters[1], texture_offset=True, seed=options.seed)
+                       full_steps=options.iters[1], texture_offset=True)
     crop_size = options.unwrap_crop or max(options.resolution, options.fit_resolution)
     todo = [(path, name) for path, name in photos if read_json(folder.photo_record(round_index, name)) is None]
     bar = tqdm(total=len(todo), desc=f"round {round_index}: " + ("unwrap fits" if fits is not None and round_index == 0
@@ -241,7 +242,7 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
                 item = prepare_image(
                     path, name, resolution=options.fit_resolution,
                     landmarks_path=_landmarks_path(folder, options, path, name),
-                    mask_path=per_image_file(options.mask, path, (".png", ".jpg", ".npy")),
+                    mask_path=side_file("mask", options.mask, Photo(name, path, path.parent), 2),
                     detector=options.detector,
                 )
             except (InputError, ValueError, OSError) as error:
@@ -257,17 +258,14 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
             _unwrap_fits(folder, model, scene, options, items, inputs, fits, crop_size, finish)
             continue
         names = [it.name for it in items]
-        images = torch.tensor(np.stack([it.crop for it in items]), device=device).permute(0, 3, 1, 2).float()
-        landmarks = torch.tensor(np.stack([it.landmarks_screen for it in items]), dtype=torch.float32, device=device)
-        skin = torch.tensor(np.stack([it.skin for it in items]), device=device)[:, None].float()
         init = _previous_parameters(folder, round_index, names, scene, device)
 
-        def progress(stage: str, step: int, steps: int) -> None:
-            if step % 20 == 0 or step == steps:
-                bar.set_postfix_str(f"{stage} {step}/{steps}")
+        def progress(state) -> None:
+            if state.step % 20 == 0 or state.step == state.steps:
+                bar.set_postfix_str(f"{state.stage} {state.step}/{state.steps}")
 
         try:
-            outcome = fit_batch(scene, images, landmarks, skin, config, init=init, progress=progress)
+            outcome = fit_prepared(scene, items, config, init=init, progress=progress)
             photos_r, weights = _unwrap_inputs(items, crop_size, device)
             unwrapped = unwrap_photos(scene, outcome.params, photos_r, weights, model.surface)
         except (InputError, ValueError, RuntimeError) as error:
@@ -316,19 +314,17 @@ def _load_fit(folder: BuildFolder, options: BuildOptions, scene, fit_dir: Path, 
     """
     from flamefit.fitting.outputs import crop_to_original_matrix
     from flamefit.fitting.prepare import prepare_image
+    from flamefit.fitting.results import load_fit_result
 
-    with np.load(fit_dir / "params.npz", allow_pickle=False) as data:
-        values = {key: data[key] for key in data.files}
-    camera_type = str(values.get("camera_type", "orthographic"))
-    if camera_type != scene.camera_type:
-        raise ValueError(f"the fit used a {camera_type} camera, this build fits with a {scene.camera_type} "
-                         "one (--camera)")
-    with np.load(fit_dir / "landmarks.npz", allow_pickle=False) as data:
-        detected = np.asarray(data["detected"], dtype=np.float64)
+    result = load_fit_result(fit_dir)
+    values = result.params
+    if result.camera_type != scene.camera_type:
+        raise ValueError(f"the fit used a {result.camera_type} camera, this build fits with a "
+                         f"{scene.camera_type} one (--camera)")
     cache = folder.landmarks_file(name)
-    _save_landmarks(cache, detected)
-    item = prepare_image(path, name, resolution=int(values["resolution"]), landmarks_path=cache,
-                         mask_path=per_image_file(options.mask, path, (".png", ".jpg", ".npy")),
+    _save_landmarks(cache, result.detected)
+    item = prepare_image(path, name, resolution=result.resolution, landmarks_path=cache,
+                         mask_path=side_file("mask", options.mask, Photo(name, path, path.parent), 2),
                          detector=options.detector)
     item.source = f"fit {fit_dir}"
     expected = np.asarray(report["crop_to_original"], dtype=np.float64)
@@ -561,26 +557,29 @@ def _copy_atomic(source: Path, target: Path) -> None:
 
 # -- the pipeline ------------------------------------------------------------------------------
 def fit_results(fits_dir: str | Path) -> tuple[list[tuple[Path, str]], dict[str, dict | None]]:
-    """The ``flamefit fit`` results under ``fits_dir``: ``[(photo, name)]`` (the photo its
-    ``report.json`` names, the folder name) and ``name -> report`` (None without a report).
+    """The ``flamefit fit`` results under ``fits_dir`` (nested ids included):
+    ``[(photo, id)]`` (the photo its ``report.json`` names, absolute; the result folder relative
+    to ``fits_dir``) and ``id -> report`` (None without a report).
 
     Raises:
         InputError: not a folder, or no result folders in it.
     """
-    from flamefit.fitting.results_io import read_report
+    from flamefit.fitting.results import find_results, read_report
 
     fits_dir = Path(fits_dir)
     if not fits_dir.is_dir():
         raise InputError(fits_dir, "--from-fits must be the output folder of `flamefit fit`")
     photos, reports = [], {}
-    for result in sorted(p for p in fits_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for result in find_results(fits_dir):
+        name = result.relative_to(fits_dir).as_posix()
         report = read_report(result)
-        if report is None and not (result / "params.npz").is_file():
-            continue  # not a result folder
-        photos.append((Path(report["input"]) if report and report.get("input") else result, result.name))
-        reports[result.name] = report
+        photo = Path(report["input"]) if report and report.get("input") else result
+        if not photo.is_absolute():  # reports before schema 1 held the path as typed
+            photo = (Path.cwd() / photo) if (Path.cwd() / photo).exists() else fits_dir.parent / photo
+        photos.append((photo, name))
+        reports[name] = report
     if not photos:
-        raise InputError(fits_dir, "no `flamefit fit` results (<name>/report.json) in this folder")
+        raise InputError(fits_dir, "no `flamefit fit` results (<id>/report.json) in this folder")
     return photos, reports
 
 
@@ -614,15 +613,17 @@ def build_texture_space(
     Raises:
         InputError: no photos (or fits), photos and ``from_fits`` together, or too few usable
             photos for a space.
-        ValueError: the folder holds a build made with other fixed settings.
+        UsageError: bad options, missing inputs, or the folder holds a build made with other fixed
+            settings (which, and how to start over).
     """
-    from flamefit.fitting.fit_images import collect_inputs, output_names
+    from flamefit.fitting.plan import collect_photos
+    from flamefit.texture_space.choices import BOOTSTRAPS
 
     options = options or BuildOptions()
     if options.rounds < 1 or options.components < 1:
-        raise ValueError(f"rounds and components must be at least 1, got {options.rounds} and {options.components}")
-    if options.bootstrap not in ("constant", "model"):
-        raise ValueError(f"bootstrap must be 'constant' or 'model', got {options.bootstrap!r}")
+        raise UsageError(f"--rounds and --components must be at least 1, got {options.rounds} and {options.components}")
+    if options.bootstrap not in BOOTSTRAPS:
+        raise UsageError(f"--bootstrap must be one of {', '.join(BOOTSTRAPS)}, got {options.bootstrap!r}")
     out_dir = Path(out_dir)
     fits = None
     if options.from_fits is not None:
@@ -631,12 +632,15 @@ def build_texture_space(
                                    "the ones its fits were made from")
         photos, fits = fit_results(options.from_fits)
     else:
-        paths = collect_inputs(inputs)
-        if not paths:
-            raise InputError(None, "no photos given; pass image files, folders or glob patterns")
-        photos = list(zip(paths, output_names(paths)))
-    torch.manual_seed(options.seed)
+        if not inputs:
+            raise UsageError("no photos given; pass image files, folders or glob patterns (or --from-fits)")
+        photos = [(photo.path, photo.id) for photo in collect_photos(inputs)]
     device = resolve_device(options.device)
+    with folder_lock(out_dir):
+        return _build(photos, fits, out_dir, options, device, on_photo, show_progress)
+
+
+def _build(photos, fits, out_dir: Path, options: BuildOptions, device, on_photo, show_progress) -> BuildSummary:
     model = _load_model(options, device)
     folder = BuildFolder(out_dir)
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(options).items()}
@@ -657,7 +661,7 @@ def build_texture_space(
         rounds.append(report)
         space = folder.space_file(round_index)
         write_json(out_dir / "rounds.json", {"rounds": rounds})
-        (out_dir / "summary.txt").write_text(summary_text(rounds, len(photos)))
+        write_text(out_dir / "summary.txt", summary_text(rounds, len(photos)))
     final = out_dir / "texture_space.npz"
     _copy_atomic(space, final)
     last = rounds[-1]

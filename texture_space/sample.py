@@ -75,7 +75,7 @@ def sample_texture_space(
         ValueError: the space's ``vt``/``ft`` do not match the model's UV layout.
     """
     from flamefit.fitting.albedo import AlbedoModel
-    from flamefit.fitting.results_io import write_image
+    from flamefit.utils import write_image
     from flamefit.fitting.scene import HeadScene
     from flamefit.flame.selection import select_model
     from flamefit.flame.texture_space_io import load_texture_space
@@ -85,10 +85,7 @@ def sample_texture_space(
     space = load_texture_space(space_file)
     files = select_model(flame_dir, demo=demo_head)
     scene = HeadScene.from_model_files(files, n_shape=1, n_expression=1, n_texture=1)
-    if space.ft is not None and space.ft.shape != tuple(scene.ft.shape):
-        raise ValueError(f"{space_file}: its UV layout has {space.ft.shape[0]} faces but the model in use "
-                         f"({files.describe()}) has {scene.ft.shape[0]}; pick the model it was built for "
-                         "with --flame-dir or --demo-head")
+    AlbedoModel.check_uv_layout(space, scene.ft, space_file, files.describe())
     k = min(n_components, space.n_components)
     albedo = AlbedoModel.from_texture_space(space, None, space.resolution)
     scene.albedo = albedo

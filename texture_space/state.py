@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flamefit.fitting.results_io import write_json
+from flamefit.utils import UsageError, write_json
 from flamefit.utils import write_npz
 
 SETTINGS_NAME = "build.json"
@@ -91,7 +91,7 @@ def check_settings(folder: BuildFolder, settings: dict) -> None:
     """Record ``settings`` in a new folder, or check that a rerun uses the same fixed ones.
 
     Raises:
-        ValueError: a fixed setting differs from the one the folder was built with; the
+        UsageError: a fixed setting differs from the one the folder was built with; the
             message names it and says what to do.
     """
     folder.root.mkdir(parents=True, exist_ok=True)
@@ -99,9 +99,11 @@ def check_settings(folder: BuildFolder, settings: dict) -> None:
     if existing is not None:
         changed = [key for key in FIXED_SETTINGS if str(existing.get(key)) != str(settings.get(key))]
         if changed:
-            details = ", ".join(f"{key}: {existing.get(key)!r} -> {settings.get(key)!r}" for key in changed)
-            raise ValueError(f"{folder.root} holds a build made with other settings ({details}); "
-                             "rerun with the same settings to resume it, or choose a new --out")
+            details = ", ".join(f"--{key.replace('_', '-')} was {existing.get(key)!r}, now {settings.get(key)!r}"
+                                for key in changed)
+            raise UsageError(f"{folder.root} holds a build made with other settings ({details}); rerun "
+                             "with the earlier settings to resume it, or choose a new --out (or delete "
+                             "the folder) to start over")
         return
     write_json(folder.settings_file, settings)
 

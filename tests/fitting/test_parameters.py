@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from flamefit.fitting.parameters import FitParameters, load_initialisation, save_parameters
-from flamefit.fitting.results_io import atomic_write, is_done, write_json
+from flamefit.fitting.results import is_done
+from flamefit.utils import atomic_write, write_json
 
 
 def test_deca_code_dict_maps_to_our_names(tmp_path):

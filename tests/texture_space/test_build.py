@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from flamefit.fitting.albedo import AlbedoModel
-from flamefit.fitting.results_io import write_image
+from flamefit.utils import write_image
 from flamefit.fitting.scene import HeadScene
 from flamefit.fitting.synthetic import random_parameters
 from flamefit.flame.selection import files_in
