@@ -12,6 +12,8 @@ from skimage import data
 from flamefit.cli import main
 from flamefit.fitting.fit_images import FitOptions, fit_images
 
+pytestmark = pytest.mark.slow  # every test runs `flamefit fit` end to end (detection, fit, outputs)
+
 EXPECTED_OUTPUTS = {"params.npz", "mesh.obj", "mesh.mtl", "mesh.png", "camera.npz",
                     "landmarks.npz", "overlay.png", "sheet.png", "report.json"}
 

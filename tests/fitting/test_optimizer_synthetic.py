@@ -34,12 +34,14 @@ def recovery(scene):
     return outcome, raw, aligned, problem
 
 
+@pytest.mark.slow
 def test_landmarks_recovered_within_a_pixel(recovery):
     outcome, _, _, _ = recovery
     assert outcome.status == ["done", "done"]
     assert outcome.landmark_error.max().item() < 1.0
 
 
+@pytest.mark.slow
 def test_face_vertices_recovered(recovery):
     _, raw, aligned, _ = recovery
     # One orthographic view cannot tell a bigger head further away from a smaller one, so the
@@ -51,6 +53,7 @@ def test_face_vertices_recovered(recovery):
     assert raw.max().item() < 5.0
 
 
+@pytest.mark.slow
 def test_photometric_error_small(scene, recovery):
     outcome, _, _, problem = recovery
     assert outcome.photometric_error[0].item() < 0.02
@@ -65,6 +68,7 @@ def test_photometric_error_small(scene, recovery):
     assert error[1].item() < 0.02
 
 
+@pytest.mark.slow
 def test_nan_in_one_image_restores_its_best_parameters_and_spares_the_others(scene):
     problem = synthetic_batch(scene, 2, RESOLUTION, seed=3)
     images = problem.images.clone()
@@ -80,6 +84,7 @@ def test_nan_in_one_image_restores_its_best_parameters_and_spares_the_others(sce
     assert outcome.landmark_error[1].item() < 5.0
 
 
+@pytest.mark.slow
 def test_perspective_camera_fit(demo_head_dir):
     scene = HeadScene.from_model_files(files_in(demo_head_dir, kind="demo"), camera="perspective")
     problem = synthetic_batch(scene, 1, RESOLUTION, seed=5)
@@ -93,6 +98,7 @@ def test_perspective_camera_fit(demo_head_dir):
     assert face_vertex_error_mm(scene, outcome.params, problem.vertices, align=True).item() < 2.0
 
 
+@pytest.mark.slow
 def test_texture_offset_explains_albedo_outside_the_space(scene):
     """A smooth albedo detail that the PCA space cannot express is picked up by the offset."""
     problem = synthetic_batch(scene, 1, RESOLUTION, seed=7)

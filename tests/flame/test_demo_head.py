@@ -73,6 +73,7 @@ def test_landmark_file_holds_torch_tensors(demo_head_dir):
     assert d["static_lmk_faces_idx"].shape == (51,) and d["full_lmk_bary_coords"].shape == (1, 68, 3)
 
 
+@pytest.mark.slow  # generates the demo head again from scratch
 def test_generation_is_deterministic_and_cache_is_reused(demo_head_dir, tmp_path):
     again = ensure_demo_head(cache_dir=tmp_path)
     for name in FILE_NAMES:

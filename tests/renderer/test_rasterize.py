@@ -209,6 +209,7 @@ def test_interpolate_vertex_and_corner_attributes_agree():
     assert (per_vertex[~fr.mask] == 0).all()
 
 
+@pytest.mark.slow  # the brute-force reference over many triangles takes seconds
 @pytest.mark.parametrize("cull", [False, True])
 def test_many_small_triangles_match_brute_force(cull):
     # A closed sphere of ~1.9k triangles at a few pixels each, as in a fit, seen from two sides.

@@ -46,7 +46,7 @@ def known_space(scene: HeadScene, rng: np.random.Generator):
     return mean, basis, covered
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # builds with real fits
 
 
 def render_photos(demo_head_dir, folder, n_photos: int):

@@ -27,7 +27,7 @@ from flamefit.texture_space.build import BuildOptions, build_texture_space
 from flamefit.texture_space.state import load_unwrap
 from flamefit.texture_space.unwrap import texel_surface, unwrap_photos
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # builds with real fits
 
 N_PHOTOS = 10
 UV = 32

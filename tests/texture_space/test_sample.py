@@ -27,6 +27,7 @@ def space_file(demo_head_dir, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # renders 1 + 2 x 2 + 4 heads
 def test_writes_mean_components_and_samples(space_file, tmp_path, demo_head_dir, monkeypatch):
     monkeypatch.setenv("FLAMEFIT_CACHE", str(demo_head_dir.parent))
     written = sample_texture_space(space_file, tmp_path, n_components=2, n_samples=4, render_resolution=96,
