@@ -1,17 +1,18 @@
 """What the fit renders: the head model, its albedo model, UV layout, face region and camera.
 
 :class:`HeadScene` turns :class:`flamefit.fitting.parameters.FitParameters` into landmarks and images
-through :class:`flamefit.flame.FLAME` and :func:`flamefit.renderer.render.render_textured`. Two cameras:
+through :class:`flamefit.flame.FLAME` and :func:`flamefit.renderer.render.render_textured`. The
+camera is a :class:`flamefit.renderer.camera_models.CameraModel`, which says what the camera
+parameters mean:
 
-* ``"orthographic"`` (default): DECA's ``[s, tx, ty]`` (:class:`flamefit.renderer.cameras.OrthographicCamera`);
+* ``"orthographic"`` (default): DECA's ``[s, tx, ty]`` (:class:`flamefit.renderer.camera_models.OrthographicCameraModel`);
 * ``"perspective"``: a pinhole with a fixed field of view in front of the face; the camera
   parameters are the translation ``[tx, ty, tz]`` of the head in OpenCV camera space (metres),
-  rotation being the global pose.
+  rotation being the global pose (:class:`flamefit.renderer.camera_models.PerspectiveCameraModel`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +24,8 @@ from flamefit.fitting.albedo import AlbedoModel
 from flamefit.fitting.parameters import FitParameters
 from flamefit.flame.flame_layer import FLAME
 from flamefit.flame.selection import ModelFiles
-from flamefit.renderer.cameras import OrthographicCamera, PerspectiveCamera, front_facing_rotation
+from flamefit.renderer.camera_models import CameraModel, camera_model
 from flamefit.renderer.render import render_textured
-
-CAMERAS = ("orthographic", "perspective")
 
 
 @dataclass
@@ -64,15 +63,13 @@ class HeadScene(nn.Module):
         vt: np.ndarray,
         ft: np.ndarray,
         face_region: np.ndarray | None = None,
-        camera: str = "orthographic",
-        fov_degrees: float = 12.0,
+        camera: str | CameraModel = "orthographic",
         backend: str = "torch",
         description: str = "",
         cull_backfaces: bool = True,
     ):
         super().__init__()
-        if camera not in CAMERAS:
-            raise ValueError(f"camera must be one of {CAMERAS}, got {camera!r}")
+        self.camera_model = camera_model(camera)
         self.flame = flame
         self.albedo = albedo
         self.register_buffer("vt", torch.as_tensor(vt, dtype=torch.float32))
@@ -83,8 +80,6 @@ class HeadScene(nn.Module):
             region = torch.zeros(n_vertices, dtype=torch.bool)
             region[torch.as_tensor(face_region, dtype=torch.long)] = True
         self.register_buffer("face_region", region)
-        self.camera_type = camera
-        self.fov_degrees = fov_degrees
         self.backend = backend
         self.description = description
         # The head is a closed surface seen from outside: back faces are never visible, and
@@ -99,7 +94,7 @@ class HeadScene(nn.Module):
         n_expression: int | None = 50,
         n_texture: int | None = 50,
         texture_resolution: int = 256,
-        camera: str = "orthographic",
+        camera: str | CameraModel = "orthographic",
         texture_space: str | Path | None = None,
         backend: str = "torch",
     ) -> "HeadScene":
@@ -109,7 +104,9 @@ class HeadScene(nn.Module):
             files: from :func:`flamefit.flame.select_model`.
             n_shape, n_expression, n_texture: components to fit (capped at what the files have).
             texture_resolution: UV resolution the albedo is fitted at.
-            camera: ``"orthographic"`` or ``"perspective"``.
+            camera: a name of :data:`flamefit.renderer.choices.CAMERA_MODELS`, or a
+                :class:`flamefit.renderer.camera_models.CameraModel` (e.g. a perspective one with
+                another field of view).
             texture_space: an albedo space to use instead of the folder's (e.g. one built by
                 ``flamefit build-texture-space``).
         """
@@ -148,41 +145,26 @@ class HeadScene(nn.Module):
                    description=files.describe())
 
     # -- cameras -------------------------------------------------------------------------------
-    def initial_camera(self, batch: int, device) -> torch.Tensor:
-        """A neutral camera ``(B, 3)``: the head filling the crop, centred."""
-        if self.camera_type == "orthographic":
-            return torch.tensor([[8.0, 0.0, 0.0]], device=device).expand(batch, 3).clone()
-        return torch.tensor([[0.0, 0.0, 1.0]], device=device).expand(batch, 3).clone()
+    @property
+    def camera_type(self) -> str:
+        """The camera model's name (one of :data:`flamefit.renderer.choices.CAMERA_MODELS`), as
+        saved with a fit."""
+        return self.camera_model.name
 
-    def focal_px(self, resolution: int) -> float:
-        return resolution / 2.0 / math.tan(math.radians(self.fov_degrees) / 2.0)
+    def initial_camera(self, batch: int, device) -> torch.Tensor:
+        """A neutral camera ``(B, n_params)``: the head filling the crop, centred."""
+        return self.camera_model.initial(batch, device)
 
     def camera(self, params: FitParameters, resolution: int, zoom: float = 1.0):
         """The renderer camera for these parameters at crop resolution ``resolution``.
 
         ``zoom`` scales the image about the crop centre (0.5: a frame twice as wide)."""
-        if self.camera_type == "orthographic":
-            camera = params.camera
-            if zoom != 1.0:
-                camera = torch.cat([camera[:, :1] * zoom, camera[:, 1:]], dim=1)
-            return OrthographicCamera(camera, (resolution, resolution))
-        batch = params.camera.shape[0]
-        dtype, device = params.camera.dtype, params.camera.device
-        return PerspectiveCamera(
-            focal=torch.full((batch, 2), self.focal_px(resolution) * zoom, dtype=dtype, device=device),
-            principal_point=torch.full((batch, 2), resolution / 2.0, dtype=dtype, device=device),
-            R=front_facing_rotation(batch, dtype, device),
-            t=params.camera,
-            image_size=(resolution, resolution),
-        )
+        return self.camera_model.camera(params.camera, resolution, zoom)
 
     def camera_from_similarity(self, scale: torch.Tensor, shift: torch.Tensor, resolution: int) -> torch.Tensor:
-        """Camera parameters ``(B, 3)`` that map model ``(x, y)`` (near the origin) to crop pixels
-        ``px = R/2 + R/2 * scale * (x + shift_x)``, ``py = R/2 - R/2 * scale * (y + shift_y)``."""
-        if self.camera_type == "orthographic":
-            return torch.cat([scale[:, None], shift], dim=1)
-        distance = self.focal_px(resolution) / (scale * resolution / 2.0)
-        return torch.stack([shift[:, 0], -shift[:, 1], distance], dim=1)
+        """Camera parameters ``(B, n_params)`` that map model ``(x, y)`` (near the origin) to crop
+        pixels ``px = R/2 + R/2 * scale * (x + shift_x)``, ``py = R/2 - R/2 * scale * (y + shift_y)``."""
+        return self.camera_model.from_similarity(scale, shift, resolution)
 
     @staticmethod
     def centred_coordinates(points_px: torch.Tensor, resolution: int) -> torch.Tensor:

@@ -38,7 +38,7 @@ def random_parameters(scene: HeadScene, batch: int, generator: torch.Generator,
                       spread: float = 1.0) -> FitParameters:
     """Plausible random parameters: identity/expression/albedo coefficients, a head turned up
     to ~20 degrees, a slightly open jaw, a random ambient (shading 0.55-0.8 per channel) plus
-    directional light and a centred camera."""
+    directional light and a camera framing the head (its model's :meth:`random`)."""
     def normal(*size: int) -> torch.Tensor:
         return torch.randn(*size, generator=generator)
 
@@ -54,12 +54,7 @@ def random_parameters(scene: HeadScene, batch: int, generator: torch.Generator,
     truth.light[:, 1:4, :] = direction[:, :, None] * (0.8 + 0.4 * torch.rand(batch, 1, 3, generator=generator))
     ambient = 0.55 + 0.25 * torch.rand(batch, 3, generator=generator)  # the constant band's shading
     truth.light[:, 0, :] = ambient / SH_CONSTANT_FACTORS[0]
-    if scene.camera_type == "orthographic":
-        truth.camera[:, 0] = 7.0 + torch.rand(batch, generator=generator)
-        truth.camera[:, 1:] = normal(batch, 2) * 0.01
-    else:
-        truth.camera[:, :2] = normal(batch, 2) * 0.01
-        truth.camera[:, 2] = 1.0 + 0.1 * torch.rand(batch, generator=generator)
+    truth.camera[:] = scene.camera_model.random(batch, generator)
     return truth
 
 

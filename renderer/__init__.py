@@ -5,6 +5,8 @@ Modules, one job each:
 * :mod:`flamefit.renderer.rasterize` — ``rasterize(vertices_screen, faces, image_size, ...) -> Fragments``
 * :mod:`flamefit.renderer.interpolate` — ``interpolate(attributes, fragments, faces)``
 * :mod:`flamefit.renderer.cameras` — ``OrthographicCamera`` (DECA ``[s, tx, ty]``), ``PerspectiveCamera``
+* :mod:`flamefit.renderer.camera_models` — ``camera_model(name)``: what a fit's camera parameters
+  mean (initial values, renderer camera, start from a similarity, OpenCV ``K, R, t`` and back)
 * :mod:`flamefit.renderer.shading` — normals and DECA's 9-coefficient SH lighting
 * :mod:`flamefit.renderer.texturing` — UV texture sampling, region masks
 * :mod:`flamefit.renderer.render` — ``render_textured`` / ``render_shape``
@@ -34,6 +36,10 @@ _EXPORTS = {
     "OrthographicCamera": "flamefit.renderer.cameras",
     "PerspectiveCamera": "flamefit.renderer.cameras",
     "front_facing_rotation": "flamefit.renderer.cameras",
+    "CameraModel": "flamefit.renderer.camera_models",
+    "OrthographicCameraModel": "flamefit.renderer.camera_models",
+    "PerspectiveCameraModel": "flamefit.renderer.camera_models",
+    "camera_model": "flamefit.renderer.camera_models",
     "face_normals": "flamefit.renderer.shading",
     "vertex_normals": "flamefit.renderer.shading",
     "sh_basis": "flamefit.renderer.shading",
