@@ -133,7 +133,9 @@ class HeadScene(nn.Module):
         uv = load_uv_template(files.template, n_vertices=model.n_vertices, faces=model.faces)
         space_path = texture_space or files.texture
         if space_path is not None:
-            albedo = AlbedoModel.from_texture_space(load_texture_space(space_path), n_texture,
+            space = load_texture_space(space_path)
+            AlbedoModel.check_uv_layout(space, uv.ft, space_path, files.describe())
+            albedo = AlbedoModel.from_texture_space(space, n_texture,
                                                     texture_resolution)
         else:
             albedo = AlbedoModel.constant(texture_resolution)
