@@ -41,4 +41,5 @@ options = BuildOptions(components=args.components, rounds=args.rounds, iters=ite
 summary = build_texture_space([folder], args.out, options)
 print(summary.line())
 written = sample_texture_space(summary.space_path, args.out / "look", n_components=2, n_samples=4)
-print(f"space: {summary.space_path}\nlook at: {', '.join(str(p) for p in written if 'sample' in p.name or 'comp' in p.name)}")
+print(f"space: {summary.space_path}")
+print("look at:", *(p for p in written if p.name in ("components.png", "samples.png")))

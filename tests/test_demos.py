@@ -16,9 +16,15 @@ pytestmark = pytest.mark.slow
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
 
 
+def demo_env(cache: Path) -> dict:
+    """The session's demo head as the model cache (nothing regenerated), and no FLAME even when
+    the checkout's data/flame holds it, so the demos run on the demo head."""
+    return dict(os.environ, FLAMEFIT_CACHE=str(cache), FLAMEFIT_FLAME_DIR=str(cache / "no-flame-here"))
+
+
 def run_demo(name: str, *args: str, cwd: Path, cache: Path) -> str:
-    """Run ``demos/<name>.py args`` in ``cwd`` with the demo head cache; its stdout."""
-    env = dict(os.environ, FLAMEFIT_CACHE=str(cache))
+    """Run ``demos/<name>.py args`` in ``cwd`` with the demo head; its stdout."""
+    env = demo_env(cache)
     done = subprocess.run([sys.executable, str(DEMOS / f"{name}.py"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stdout}\n{done.stderr[-3000:]}"
@@ -71,9 +77,8 @@ def test_export_glb(one_photo, cache):
 
 
 def test_export_glb_without_a_result_says_what_to_do(tmp_path, cache):
-    env = dict(os.environ, FLAMEFIT_CACHE=str(cache))
     done = subprocess.run([sys.executable, str(DEMOS / "export_glb.py"), "nowhere"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=demo_env(cache), capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "fit_one_photo.py" in done.stderr
 
 
