@@ -11,7 +11,8 @@ On-disk keys (the pickle's and the ``.npz``'s): ``v_template (V, 3)``, ``f (F, 3
 (V, 3, 9 * (J - 1))``, ``J_regressor (J, V)`` (scipy sparse in the pickle, dense in the
 ``.npz``), ``weights (V, J)``, ``kintree_table (2, J)`` (row 0 parents, root parent ``2**32 - 1``;
 row 1 joint ids), optional ``n_shape`` / ``n_expression`` (the split of ``shapedirs``; FLAME's
-own files omit them and use 300 + 100), and extras (``J``, ``bs_style``, ``bs_type``,
+own files omit them and use 300 + 100), optional ``exprdirs (V, 3, E)`` (the expression columns
+stored apart, e.g. at another precision; ``shapedirs`` then holds the identity columns), and extras (``J``, ``bs_style``, ``bs_type``,
 ``model_name`` ...).
 """
 
@@ -179,6 +180,10 @@ def validate_model_arrays(path: str | Path, raw: Mapping[str, Any]) -> FlameMode
     n_joints = parents.shape[0]
     shapedirs_all = _as_array(path, "shapedirs", raw["shapedirs"], 3)
     _expect_shape(path, "shapedirs", shapedirs_all, (n_vertices, 3, None))
+    if "exprdirs" in raw:  # expression columns stored apart (another precision)
+        exprdirs = _as_array(path, "exprdirs", raw["exprdirs"], 3)
+        _expect_shape(path, "exprdirs", exprdirs, (n_vertices, 3, None))
+        shapedirs_all = np.concatenate([shapedirs_all, exprdirs], axis=2)
     n_shape, n_expression = _split_counts(path, raw, shapedirs_all.shape[2])
     posedirs = _as_array(path, "posedirs", raw["posedirs"], 3)
     _expect_shape(path, "posedirs", posedirs, (n_vertices, 3, 9 * (n_joints - 1)))
@@ -192,7 +197,8 @@ def validate_model_arrays(path: str | Path, raw: Mapping[str, Any]) -> FlameMode
         raise ModelFileError(
             path, f"skinning weights of vertex {worst} sum to {row_sums[worst]:.4f}, expected 1; the file is corrupt."
         )
-    extras = {key: _plain_extra(value) for key, value in raw.items() if key not in REQUIRED_KEYS + SPLIT_KEYS}
+    extras = {key: _plain_extra(value) for key, value in raw.items()
+              if key not in REQUIRED_KEYS + SPLIT_KEYS + ("exprdirs",)}
     model_name = extras.get("model_name")
     return FlameModelData(
         v_template=v_template,

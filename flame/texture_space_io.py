@@ -60,6 +60,7 @@ def save_texture_space(
     vt: np.ndarray | None = None,
     ft: np.ndarray | None = None,
     metadata: Mapping[str, Any] | None = None,
+    compressed: bool = False,
 ) -> Path:
     """Write a texture space in the official ``FLAME_texture.npz`` layout, atomically.
 
@@ -71,6 +72,7 @@ def save_texture_space(
         ft: optional ``(F, 3)`` texture-coordinate indices stored as ``ft``.
         metadata: optional numbers, strings or numeric arrays (``n_photos``,
             ``explained_variance``, ``round`` ...) stored as ``meta_<name>`` keys.
+        compressed: deflate the arrays (smaller, slower to load; for shipped files).
 
     Returns:
         The path written. On disk ``mean`` and ``tex_dir`` are float32 BGR scaled to 0-255, as
@@ -102,7 +104,7 @@ def save_texture_space(
         arrays["ft"] = np.asarray(ft)
     arrays.update(_metadata_arrays(path, metadata or {}))
 
-    return write_npz(path, **arrays)
+    return write_npz(path, compressed=compressed, **arrays)
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

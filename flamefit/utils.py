@@ -58,12 +58,27 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
     return path
 
 
-def write_npz(path: str | Path, **arrays: Any) -> Path:
-    """Atomically write arrays as an uncompressed ``.npz`` (loads with ``allow_pickle=False``)."""
+def write_npz(path: str | Path, *, compressed: bool = False, **arrays: Any) -> Path:
+    """Atomically write arrays as an ``.npz`` (loads with ``allow_pickle=False``).
+
+    Unlike ``np.savez`` the archive holds no time stamps, so the same arrays always give the
+    same bytes (shipped files can be rebuilt bit for bit). ``compressed``: deflate each array.
+    """
+    import zipfile
+
     import numpy as np
 
-    arrays = {name: np.asarray(value) for name, value in arrays.items()}
-    return atomic_write(path, lambda stream: np.savez(stream, **arrays))
+    def write(stream: BinaryIO) -> None:
+        method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+        with zipfile.ZipFile(stream, "w", compression=method) as archive:
+            for name, value in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = method
+                info.external_attr = 0o644 << 16
+                with archive.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+    return atomic_write(path, write)
 
 
 def _jsonable(value: Any) -> Any:

@@ -17,42 +17,7 @@ import numpy as np
 
 from flamefit.flame.demo_head.anatomy import Anatomy
 from flamefit.flame.demo_head.geometry import N_POCKET_ROWS, HeadLayout
-
-MAX_YAW_DEG = 39
-N_SLICE_SAMPLES = 64
-
-
-def frontal_hits(points_xy: np.ndarray, vertices: np.ndarray, faces: np.ndarray, chunk: int = 96) -> tuple[np.ndarray, np.ndarray]:
-    """Frontmost triangle hit by rays travelling along -z through ``points_xy (N, 2)``.
-
-    Args:
-        points_xy: model-space (x, y) of the rays.
-        vertices: ``(V, 3)``; faces: ``(F, 3)`` the triangles to hit (e.g. skin only).
-
-    Returns:
-        ``(N,)`` row index into ``faces`` and ``(N, 3)`` barycentric coordinates; -1 where missed.
-    """
-    tri = vertices[faces]  # (F, 3, 3)
-    a, b, c = tri[:, 0, :2], tri[:, 1, :2], tri[:, 2, :2]
-    det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
-    ok = np.abs(det) > 1e-14
-    index = np.full(len(points_xy), -1)
-    bary = np.zeros((len(points_xy), 3))
-    for start in range(0, len(points_xy), chunk):
-        q = points_xy[start : start + chunk, None, :]  # (n, 1, 2)
-        w1 = ((q[..., 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (q[..., 1] - a[:, 1])) / np.where(ok, det, 1.0)
-        w2 = ((b[:, 0] - a[:, 0]) * (q[..., 1] - a[:, 1]) - (q[..., 0] - a[:, 0]) * (b[:, 1] - a[:, 1])) / np.where(ok, det, 1.0)
-        w0 = 1.0 - w1 - w2
-        inside = ok & (w0 >= -1e-9) & (w1 >= -1e-9) & (w2 >= -1e-9)
-        z = w0 * tri[:, 0, 2] + w1 * tri[:, 1, 2] + w2 * tri[:, 2, 2]
-        z = np.where(inside, z, -np.inf)
-        best = np.argmax(z, axis=1)
-        rows = np.arange(len(best))
-        hit = np.isfinite(z[rows, best])
-        index[start : start + chunk] = np.where(hit, best, -1)
-        bary[start : start + chunk] = np.stack([w0[rows, best], w1[rows, best], w2[rows, best]], 1) * hit[:, None]
-    return index, bary
-
+from flamefit.flame.landmark_contour import contour_table, frontal_hits
 
 def jaw_line_xy(anatomy: Anatomy) -> np.ndarray:
     """``(17, 2)`` model-space (x, y) of the frontal jaw contour 0..16 (0 at -x, 8 the chin)."""
@@ -159,37 +124,7 @@ def landmark_embedding(layout: HeadLayout, anatomy: Anatomy, vertices: np.ndarra
     }
 
 
-def yaw_rows() -> np.ndarray:
-    """``(79,)`` yaw in degrees of each row of DECA's dynamic table (0..39, then -1..-39)."""
-    return np.concatenate([np.arange(0, MAX_YAW_DEG + 1), -np.arange(1, MAX_YAW_DEG + 1)])
-
-
 def dynamic_contour(anatomy: Anatomy, vertices: np.ndarray, skin_faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(79, 17)`` contour triangles (rows into ``skin_faces``) and ``(79, 17, 3)`` barycentrics.
-
-    Slice samples run from each level's jaw-line point (fraction 0) toward the midline; for
-    each yaw the far side takes the sample that is outermost after the rotation.
-    """
-    jaw = jaw_line_xy(anatomy)
-    fractions = np.linspace(0.0, 0.92, N_SLICE_SAMPLES)
-    samples = np.stack([jaw[:, None, 0] * (1.0 - fractions[None, :]), np.broadcast_to(jaw[:, None, 1], (17, N_SLICE_SAMPLES))], -1)
-    hit, bary = frontal_hits(samples.reshape(-1, 2), vertices, skin_faces)
-    hit = hit.reshape(17, N_SLICE_SAMPLES)
-    bary = bary.reshape(17, N_SLICE_SAMPLES, 3)
-    if np.any(hit[:, 0] < 0):
-        raise RuntimeError("demo head jaw contour missed the skin")
-    points = np.einsum("lsk,lskc->lsc", bary, vertices[skin_faces[np.maximum(hit, 0)]])
-    valid = hit >= 0
-    yaws = np.deg2rad(yaw_rows())
-    out_f = np.empty((len(yaws), 17), dtype=np.int64)
-    out_b = np.empty((len(yaws), 17, 3))
-    side = np.sign(jaw[:, 0])  # -1 right, +1 left, 0 chin
-    for row, yaw in enumerate(yaws):
-        seen_x = points[..., 0] * np.cos(yaw) + points[..., 2] * np.sin(yaw)  # (17, S)
-        far = side * np.sign(yaw) > 0
-        outward = np.where(valid, side[:, None] * seen_x, -np.inf)
-        pick = np.where(far, np.argmax(outward, axis=1), 0)
-        levels = np.arange(17)
-        out_f[row] = hit[levels, pick]
-        out_b[row] = bary[levels, pick]
-    return out_f, out_b
+    """``(79, 17)`` contour triangles (rows into ``skin_faces``) and ``(79, 17, 3)`` barycentrics
+    (:func:`flamefit.flame.landmark_contour.contour_table` on the anatomy's jaw line)."""
+    return contour_table(jaw_line_xy(anatomy), vertices, skin_faces)

@@ -1,0 +1,113 @@
+"""The generated albedo model shipped with the converted ICT-FaceKit head (ICT has none).
+
+Every texel of the atlas is traced back to a point of the neutral head and the mean and
+components are smooth functions of that point and of ICT's landmarks: skin tone, redness,
+yellowness, lip colour, brow darkness, stubble, cheek blush, iris hue and lightness, sclera
+tint, scalp shade and a nose/forehead tone. It is generated, not measured: a plausible start for
+fitting colour, to be replaced by a space built from photos (``flamefit build-texture-space``).
+RGB in [0, 1]; components are changes per unit (unit-variance) coefficient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flamefit.flame.uv_atlas import bump, fill_outside, rasterise_atlas
+
+RESOLUTION = 256
+COMPONENT_NAMES = (
+    "skin tone (light - dark)", "redness", "yellowness", "lip colour", "brow darkness",
+    "stubble", "cheek blush", "iris hue (brown - blue)", "iris lightness", "sclera tint",
+    "scalp shade", "nose and forehead tone",
+)
+SKIN_RGB = np.array([0.78, 0.60, 0.50])
+LIP_RGB = np.array([0.68, 0.40, 0.40])
+MOUTH_RGB = np.array([0.30, 0.12, 0.12])
+SCLERA_RGB = np.array([0.92, 0.90, 0.87])
+IRIS_RGB = np.array([0.38, 0.26, 0.18])
+PUPIL_RGB = np.array([0.03, 0.02, 0.02])
+
+
+def albedo_model(neutral: np.ndarray, faces: np.ndarray, vt: np.ndarray, ft: np.ndarray,
+                 landmarks: np.ndarray, masks: dict[str, np.ndarray], iris: np.ndarray,
+                 eye_centres: np.ndarray, resolution: int = RESOLUTION) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(H, W, 3)`` and basis ``(H, W, 3, K)`` in the atlas ``vt``/``ft``.
+
+    Args:
+        neutral: ``(V, 3)`` metres; faces: ``(F, 3)``; vt, ft: the atlas.
+        landmarks: ``(68, 3)`` the landmark positions on the neutral mesh.
+        masks: region masks (``left_eyeball``, ``right_eyeball``, ``mouth_socket``,
+            ``scalp``); iris: ``(V,)`` bool; eye_centres: ``(2, 3)`` left, right.
+    """
+    n = len(neutral)
+    face_map, bary_map = rasterise_atlas(vt, ft, resolution)
+    covered = face_map >= 0
+    corners = faces[np.maximum(face_map, 0)]  # (H, W, 3)
+    p = np.einsum("hwk,hwkc->hwc", bary_map, neutral[corners])
+
+    def flag(ids) -> np.ndarray:
+        per_vertex = np.zeros(n, dtype=bool)
+        per_vertex[ids] = True
+        return covered & per_vertex[corners[..., 0]]
+
+    eyeball = flag(np.concatenate([masks["left_eyeball"], masks["right_eyeball"]]))
+    mouth = flag(masks["mouth_socket"])
+    iris_texel = covered & iris[corners[..., 0]]
+    skin = covered & ~eyeball & ~mouth
+    m = np.concatenate([np.abs(p[..., :1]), p[..., 1:]], axis=-1)  # mirrored onto the left side
+    lm_m = np.concatenate([np.abs(landmarks[:, :1]), landmarks[:, 1:]], axis=1)
+
+    centre = np.where(p[..., :1] >= 0, eye_centres[0], eye_centres[1])
+    local = p - centre
+    gaze = np.arccos(np.clip(local[..., 2] / np.maximum(np.linalg.norm(local, axis=-1), 1e-9), -1.0, 1.0))
+    iris_angle = np.percentile(gaze[iris_texel], 95) if iris_texel.any() else 0.45
+    soft_iris = eyeball / (1.0 + np.exp((gaze - iris_angle) / 0.03))
+    pupil = eyeball / (1.0 + np.exp((gaze - 0.42 * iris_angle) / 0.02))
+
+    mouth_c = landmarks[48:60].mean(axis=0)
+    mouth_w = 0.5 * np.linalg.norm(landmarks[54] - landmarks[48])
+    lip_h = 0.5 * abs(landmarks[51, 1] - landmarks[57, 1])
+    lips = skin * bump(p, mouth_c + [0, 0.0005, 0], (mouth_w * 0.85, lip_h * 1.0, 0.02))
+    brows = np.zeros(p.shape[:2])
+    for k in range(22, 27):  # the left brow's points; the mirror covers the right
+        brows = np.maximum(brows, bump(m, lm_m[k] + [0, 0.002, 0], (0.0075, 0.0035, 0.012)))
+    brows = skin * brows
+    chin = landmarks[8]
+    stubble = skin * np.clip(bump(p, (0.0, (chin[1] + mouth_c[1]) / 2, chin[2] - 0.01), (0.045, 0.025, 0.04))
+                             - 0.9 * lips, 0.0, 1.0)
+    cheek = lm_m[[1, 2, 31]].mean(axis=0) * [1.0, 1.0, 1.0] + [0.01, 0.0, 0.0]
+    blush = skin * bump(m, cheek, (0.016, 0.016, 0.03))
+    scalp_ids = np.zeros(n, dtype=bool)
+    scalp_ids[masks["scalp"]] = True
+    scalp = skin * scalp_ids[corners[..., 0]]
+    tone = skin * (bump(p, landmarks[30] + [0, 0.004, 0], (0.01, 0.016, 0.03))
+                   + bump(p, (0.0, landmarks[19, 1] + 0.03, landmarks[27, 2]), (0.03, 0.02, 0.04)))
+
+    skin_f = skin.astype(float)[..., None]
+    mean = skin_f * SKIN_RGB
+    mean = mean + lips[..., None] * (LIP_RGB - SKIN_RGB) + brows[..., None] * -0.3 * SKIN_RGB
+    mean = mean + scalp[..., None] * -0.04
+    mean = mean + mouth.astype(float)[..., None] * MOUTH_RGB
+    eye_f = eyeball.astype(float)[..., None]
+    eye_rgb = SCLERA_RGB + soft_iris[..., None] * (IRIS_RGB - SCLERA_RGB) + pupil[..., None] * (PUPIL_RGB - IRIS_RGB)
+    mean = mean + eye_f * eye_rgb
+    basis = np.stack(
+        [
+            -0.08 * mean * skin_f,
+            skin_f * [0.035, -0.008, -0.012],
+            skin_f * [0.015, 0.012, -0.03],
+            lips[..., None] * [0.05, -0.025, -0.01],
+            brows[..., None] * [-0.07, -0.06, -0.05],
+            stubble[..., None] * [-0.04, -0.04, -0.035],
+            blush[..., None] * [0.04, -0.015, -0.01],
+            (soft_iris - pupil)[..., None] * [-0.05, 0.0, 0.05],
+            (soft_iris - pupil)[..., None] * [0.055, 0.055, 0.055],
+            (eye_f[..., 0] - soft_iris)[..., None] * [0.01, -0.01, -0.025],
+            scalp[..., None] * [-0.06, -0.055, -0.05],
+            tone[..., None] * [0.03, 0.02, 0.015],
+        ],
+        axis=-1,
+    )
+    mean = fill_outside(mean, covered)
+    basis = fill_outside(basis, covered)
+    return np.clip(mean, 0.0, 1.0).astype(np.float32), basis.astype(np.float32)
