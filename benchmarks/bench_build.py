@@ -30,6 +30,7 @@ from flamefit.utils import write_image  # noqa: E402
 from flamefit.fitting.scene import HeadScene  # noqa: E402
 from flamefit.fitting.synthetic import synthetic_batch  # noqa: E402
 from flamefit.flame.selection import select_model  # noqa: E402
+from flamefit.renderer.pixel_frames import screen_to_index  # noqa: E402
 from flamefit.renderer.visualize import to_uint8  # noqa: E402
 from flamefit.texture_space.build import BuildOptions, build_texture_space  # noqa: E402
 
@@ -49,8 +50,8 @@ def write_photos(folder: Path, n_photos: int, resolution: int, chunk: int = 64) 
         problem = synthetic_batch(scene, len(names), resolution, seed=start, occluder_fraction=0.2, spread=0.8)
         for index, name in enumerate(names):
             write_image(folder / "photos" / f"{name}.png", to_uint8(problem.images[index]))
-            # renderer pixels have centres at +0.5, photo landmarks at integers
-            np.save(folder / "landmarks" / f"{name}.npy", (problem.landmarks_px[index] - 0.5).numpy())
+            # renderer screen coordinates -> the photo's pixel-index coordinates
+            np.save(folder / "landmarks" / f"{name}.npy", screen_to_index(problem.landmarks_px[index]).numpy())
     return time.perf_counter() - started
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from flamefit.fitting.crop import CropTransform, crop_image
 from flamefit.fitting.errors import BadMaskError
 from flamefit.fitting.image_io import LoadedImage, load_image
+from flamefit.renderer.pixel_frames import index_to_screen
 
 
 @dataclass
@@ -54,7 +55,7 @@ class PreparedImage:
     @property
     def landmarks_screen(self) -> np.ndarray:
         """``(68, 2)`` landmarks in the renderer's crop screen coordinates (centres at +0.5)."""
-        return self.landmarks_crop + 0.5
+        return index_to_screen(self.landmarks_crop)
 
 
 def prepare_image(

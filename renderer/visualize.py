@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from flamefit.renderer.pixel_frames import screen_to_index
 from flamefit.renderer.render import render_shape, render_textured
 from flamefit.utils import new_file_mode
 
@@ -106,14 +107,14 @@ def draw_landmarks(
     shift = 4  # sub-pixel drawing: coordinates in 1/16 px
     scale = 1 << shift
     if detected is not None:
-        for x, y in np.asarray(detected, dtype=np.float64).reshape(-1, 2):
+        for x, y in screen_to_index(np.asarray(detected, dtype=np.float64).reshape(-1, 2)):
             if np.isfinite(x) and np.isfinite(y):
-                centre = (int(round((x - 0.5) * scale)), int(round((y - 0.5) * scale)))
+                centre = (int(round(x * scale)), int(round(y * scale)))
                 cv2.circle(canvas, centre, size * scale, DETECTED_COLOR, -1, cv2.LINE_AA, shift)
     if fitted is not None:
-        for x, y in np.asarray(fitted, dtype=np.float64).reshape(-1, 2):
+        for x, y in screen_to_index(np.asarray(fitted, dtype=np.float64).reshape(-1, 2)):
             if np.isfinite(x) and np.isfinite(y):
-                cx, cy = (x - 0.5) * scale, (y - 0.5) * scale
+                cx, cy = x * scale, y * scale
                 d = (size + 1) * scale
                 cv2.line(canvas, (int(cx - d), int(cy - d)), (int(cx + d), int(cy + d)), FITTED_COLOR, 1, cv2.LINE_AA, shift)
                 cv2.line(canvas, (int(cx - d), int(cy + d)), (int(cx + d), int(cy - d)), FITTED_COLOR, 1, cv2.LINE_AA, shift)
