@@ -118,7 +118,7 @@ def unwrap_case(resolution: int, batch: int, device: str, repeats: int) -> dict:
     from flamefit.flame.selection import select_model
     from flamefit.texture_space.unwrap import texel_surface, unwrap_photos
 
-    scene = HeadScene.from_model_files(select_model(demo=True), texture_resolution=resolution).to(device)
+    scene = HeadScene.from_model_files(select_model(open_model=True), texture_resolution=resolution).to(device)
     params = random_parameters(scene.cpu(), batch, torch.Generator().manual_seed(0)).to(device)
     scene = scene.to(device)
     start = time.perf_counter()

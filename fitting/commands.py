@@ -20,7 +20,7 @@ def fit_options(args: argparse.Namespace) -> FitOptions:
     return FitOptions(
         device=args.device, batch_size=args.batch_size, resolution=args.resolution,
         rigid_steps=args.iters[0], full_steps=args.iters[1], camera=args.camera,
-        flame_dir=args.flame_dir, demo_head=args.demo_head, landmarks=args.landmarks,
+        flame_dir=args.flame_dir, open_model=args.open_model, landmarks=args.landmarks,
         mask=args.mask, init=args.init, detector=args.detector, face_index=args.face,
         texture_space=args.texture_space, texture_offset=args.texture_offset, gif=args.gif,
         overwrite=args.overwrite, on_changed=args.changed_photos,
@@ -52,7 +52,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from flamefit.fitting.demo import run_demo
 
-    summary = run_demo(args.out, flame_dir=args.flame_dir, demo_head=args.demo_head)
+    summary = run_demo(args.out, flame_dir=args.flame_dir, open_model=args.open_model)
     return 0 if summary.fitted and not summary.failed else 1
 
 
@@ -114,7 +114,7 @@ def register(subparsers, shared) -> None:
     demo = subparsers.add_parser(
         "demo", help="run the main job on the embedded default",
         description="Fit the astronaut photo that ships with scikit-image (with FLAME when "
-                    "data/flame holds it, else the open demo head) and print where the results are.",
+                    "data/flame holds it, else the open ICT-FaceKit model) and print where the results are.",
     )
     demo.add_argument("--out", type=Path, default=Path("out") / "demo",
                       help="output folder (default: out/demo)")

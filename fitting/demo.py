@@ -1,6 +1,7 @@
 """``flamefit demo`` / ``make demo``: fit the astronaut photo that ships with scikit-image.
 
-Uses FLAME when ``data/flame/`` (or ``--flame-dir``) holds it, the open demo head otherwise.
+Uses FLAME when ``data/flame/`` (or ``--flame-dir``) holds it, the shipped open model
+(ICT-FaceKit Light) otherwise.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ def demo_photo(folder: Path) -> Path:
 
 
 def run_demo(out: str | Path = Path("out") / "demo", flame_dir: Path | None = None,
-             demo_head: bool = False, options: FitOptions | None = None) -> FitSummary:
+             open_model: bool = False, options: FitOptions | None = None) -> FitSummary:
     """Fit the demo photo into ``out`` and print where the results are."""
     out = Path(out)
     photo = demo_photo(out / "inputs")
     options = options or FitOptions()
-    options.flame_dir, options.demo_head, options.overwrite = flame_dir, demo_head, True
+    options.flame_dir, options.open_model, options.overwrite = flame_dir, open_model, True
     summary = fit_images([photo], out, options)
     result = out / summary.fitted[0] if summary.fitted else None
     print(summary.line())

@@ -177,7 +177,7 @@ def _load_scene(options: FitOptions, device):
     from flamefit.flame.selection import select_model
     from flamefit.renderer.rasterize import resolve_backend
 
-    files = select_model(options.flame_dir, demo=options.demo_head)
+    files = select_model(options.flame_dir, open_model=options.open_model)
     # "auto" is settled once here, so that every report names the rasteriser that ran.
     backend = options.backend if options.backend != "auto" else resolve_backend("auto", device)
     scene = HeadScene.from_model_files(

@@ -204,8 +204,11 @@ def _run_stage(
     config: FitConfig,
     progress: Callable[[FitStep], None] | None,
     grad_masks: dict[int, torch.Tensor] | None = None,
+    bounds: dict[int, tuple[float, float]] | None = None,
 ) -> tuple[_Tracker, int]:
-    """Run one stage; ``grad_masks`` maps ``id(tensor)`` to a 0/1 mask of entries it may move."""
+    """Run one stage; ``grad_masks`` maps ``id(tensor)`` to a 0/1 mask of entries it may move,
+    ``bounds`` maps ``id(tensor)`` to the range each step projects its entries back into."""
+    bounds = bounds or {}
     grad_masks = grad_masks or {}
     optimiser = torch.optim.Adam(groups)
     tracker = _Tracker(params, offset, config.convergence_window, config.convergence_tol)
@@ -226,6 +229,12 @@ def _run_stage(
                     if id(tensor) in grad_masks:
                         tensor.grad.mul_(grad_masks[id(tensor)])
         optimiser.step()
+        if bounds:
+            with torch.no_grad():
+                for group in groups:
+                    for tensor in group["params"]:
+                        if id(tensor) in bounds:
+                            tensor.clamp_(*bounds[id(tensor)])
         tracker.restore_inactive(params, offset)
         if progress is not None:
             progress(FitStep(name, step + 1, steps, params, offset))
@@ -317,8 +326,13 @@ def fit_batch(
     if offset is not None:
         groups.append({"params": [offset], "lr": config.offset_lr})
     if config.full_steps > 0:
+        bounds = {}
+        if scene.flame.expression_bounds is not None:  # blendshape weights (ARKit's 0..1)
+            bounds[id(params.expression)] = scene.flame.expression_bounds
+            with torch.no_grad():
+                params.expression.clamp_(*scene.flame.expression_bounds)
         tracker, ran = _run_stage("full", config.full_steps, params, offset, groups,
-                                  full_objective, config, progress)
+                                  full_objective, config, progress, bounds=bounds)
         outcome.losses["full"] = tracker.best_loss
         outcome.steps["full"] = ran
         _mark_diverged(status, tracker, "full")

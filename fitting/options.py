@@ -19,7 +19,7 @@ class FitOptions:
         resolution: side of the square face crop the fit runs at, pixels.
         rigid_steps, full_steps: optimiser steps of the two stages.
         camera: a name of :data:`flamefit.renderer.choices.CAMERA_MODELS`.
-        flame_dir, demo_head: which head model (:func:`flamefit.flame.selection.select_model`).
+        flame_dir, open_model: which head model (:func:`flamefit.flame.selection.select_model`).
         landmarks, mask, init: per-photo inputs: a folder of ``<id>.*`` files (for a single
             photo also one file); see :mod:`flamefit.fitting.plan`.
         detector: a name of :data:`flamefit.fitting.choices.DETECTORS`.
@@ -41,7 +41,7 @@ class FitOptions:
     full_steps: int = 800
     camera: str = "orthographic"
     flame_dir: Path | None = None
-    demo_head: bool = False
+    open_model: bool = False
     landmarks: Path | None = None
     mask: Path | None = None
     init: Path | None = None

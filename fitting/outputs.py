@@ -13,22 +13,15 @@ import torch
 
 from flamefit.fitting.prepare import PreparedImage
 from flamefit.fitting import results
+from flamefit.flame.landmark_sets import inter_ocular_distance
+from flamefit.renderer.pixel_frames import resize_index_matrix, screen_to_index
 from flamefit.utils import write_image, write_npz
-
-LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
-
-
-def inter_ocular_distance(landmarks: np.ndarray) -> float:
-    """Distance between the eye centres of ``(68, 2)`` iBUG landmarks (pixels)."""
-    return float(np.linalg.norm(landmarks[LEFT_EYE].mean(axis=0) - landmarks[RIGHT_EYE].mean(axis=0)))
-
 
 def crop_to_original_matrix(item: PreparedImage) -> np.ndarray:
     """``(3, 3)`` affine mapping crop pixels to the original photo's pixels, both in pixel-index
     coordinates (OpenCV's: pixel ``i`` centred on ``i``)."""
     inverse = np.vstack([item.transform.inverse, [0, 0, 1.0]])
-    factor = 1.0 / item.image.scale
-    unscale = np.array([[factor, 0, 0.5 * factor - 0.5], [0, factor, 0.5 * factor - 0.5], [0, 0, 1.0]])
+    unscale = resize_index_matrix(1.0 / item.image.scale)
     return unscale @ inverse
 
 
@@ -92,7 +85,7 @@ def write_fit_outputs(
 
     to_original = crop_to_original_matrix(item)
     fitted_screen = outcome.landmarks[index].detach().cpu().double().numpy()
-    fitted_crop = fitted_screen - 0.5  # renderer screen -> pixel-index coordinates
+    fitted_crop = screen_to_index(fitted_screen)
     fitted = item.image.to_original(item.transform.to_image(fitted_crop))
     detected = item.image.to_original(item.landmarks)
     write_npz(folder / results.LANDMARKS_FILE, detected=detected, fitted=fitted,

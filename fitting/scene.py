@@ -102,7 +102,8 @@ class HeadScene(nn.Module):
 
         Args:
             files: from :func:`flamefit.flame.select_model`.
-            n_shape, n_expression, n_texture: components to fit (capped at what the files have).
+            n_shape, n_expression, n_texture: components to fit (capped at what the files have;
+                a model of named blendshapes, such as the open model's ARKit set, fits all of them).
             texture_resolution: UV resolution the albedo is fitted at.
             camera: a name of :data:`flamefit.renderer.choices.CAMERA_MODELS`, or a
                 :class:`flamefit.renderer.camera_models.CameraModel` (e.g. a perspective one with
@@ -128,7 +129,9 @@ class HeadScene(nn.Module):
         layer = FLAME(
             model, landmarks,
             n_shape=None if n_shape is None else min(n_shape, model.n_shape),
-            n_expression=None if n_expression is None else min(n_expression, model.n_expression),
+            # named blendshapes (ICT's ARKit set) are not ordered by variance: fit all of them
+            n_expression=None if n_expression is None or "expression_names" in model.extras
+            else min(n_expression, model.n_expression),
         )
         uv = load_uv_template(files.template, n_vertices=model.n_vertices, faces=model.faces)
         space_path = texture_space or files.texture

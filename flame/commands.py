@@ -17,7 +17,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     path = args.path
     if path is None:
-        files = select_model(args.flame_dir, demo=args.demo_head)
+        files = select_model(args.flame_dir, open_model=args.open_model)
         print(f"model in use: {files.describe()}\n")
         path = files.folder
     text, failed = describe_path(path)

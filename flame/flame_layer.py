@@ -139,6 +139,12 @@ class FLAME(nn.Module):
         self.n_expression = n_expression
         self.is_demo = model.is_demo
         self.source = model.source
+        # Models whose expressions are blendshape weights (ARKit's, in [0, 1]) say so in the file;
+        # FLAME's PCA expressions are unbounded (None).
+        bounds = model.extras.get("expression_bounds")
+        self.expression_bounds = None if bounds is None else tuple(float(b) for b in np.ravel(bounds))
+        names = model.extras.get("expression_names")
+        self.expression_names = None if names is None else [str(n) for n in np.ravel(names)][:n_expression]
 
         def buffer(name: str, array: np.ndarray, kind: torch.dtype = dtype) -> None:
             self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(array), dtype=kind))

@@ -29,15 +29,14 @@ PUPIL_RGB = np.array([0.03, 0.02, 0.02])
 
 
 def albedo_model(neutral: np.ndarray, faces: np.ndarray, vt: np.ndarray, ft: np.ndarray,
-                 landmarks: np.ndarray, masks: dict[str, np.ndarray], iris: np.ndarray,
-                 eye_centres: np.ndarray, resolution: int = RESOLUTION) -> tuple[np.ndarray, np.ndarray]:
+                 landmarks: np.ndarray, masks: dict[str, np.ndarray], eye_centres: np.ndarray, resolution: int = RESOLUTION) -> tuple[np.ndarray, np.ndarray]:
     """Mean ``(H, W, 3)`` and basis ``(H, W, 3, K)`` in the atlas ``vt``/``ft``.
 
     Args:
         neutral: ``(V, 3)`` metres; faces: ``(F, 3)``; vt, ft: the atlas.
         landmarks: ``(68, 3)`` the landmark positions on the neutral mesh.
         masks: region masks (``left_eyeball``, ``right_eyeball``, ``mouth_socket``,
-            ``scalp``); iris: ``(V,)`` bool; eye_centres: ``(2, 3)`` left, right.
+            ``scalp``); eye_centres: ``(2, 3)`` left, right.
     """
     n = len(neutral)
     face_map, bary_map = rasterise_atlas(vt, ft, resolution)
@@ -52,7 +51,6 @@ def albedo_model(neutral: np.ndarray, faces: np.ndarray, vt: np.ndarray, ft: np.
 
     eyeball = flag(np.concatenate([masks["left_eyeball"], masks["right_eyeball"]]))
     mouth = flag(masks["mouth_socket"])
-    iris_texel = covered & iris[corners[..., 0]]
     skin = covered & ~eyeball & ~mouth
     m = np.concatenate([np.abs(p[..., :1]), p[..., 1:]], axis=-1)  # mirrored onto the left side
     lm_m = np.concatenate([np.abs(landmarks[:, :1]), landmarks[:, 1:]], axis=1)
@@ -60,9 +58,10 @@ def albedo_model(neutral: np.ndarray, faces: np.ndarray, vt: np.ndarray, ft: np.
     centre = np.where(p[..., :1] >= 0, eye_centres[0], eye_centres[1])
     local = p - centre
     gaze = np.arccos(np.clip(local[..., 2] / np.maximum(np.linalg.norm(local, axis=-1), 1e-9), -1.0, 1.0))
-    iris_angle = np.percentile(gaze[iris_texel], 95) if iris_texel.any() else 0.45
-    soft_iris = eyeball / (1.0 + np.exp((gaze - iris_angle) / 0.03))
-    pupil = eyeball / (1.0 + np.exp((gaze - 0.42 * iris_angle) / 0.02))
+    # Anatomical angles from the eye's axis (ICT's iris mesh includes its inner cone, so its own
+    # extent is not the visible iris): iris ~0.45 rad, pupil ~0.2 rad.
+    soft_iris = eyeball / (1.0 + np.exp((gaze - 0.45) / 0.03))
+    pupil = eyeball / (1.0 + np.exp((gaze - 0.2) / 0.02))
 
     mouth_c = landmarks[48:60].mean(axis=0)
     mouth_w = 0.5 * np.linalg.norm(landmarks[54] - landmarks[48])

@@ -59,8 +59,6 @@ MOUTH_SOCKET_VERTICES = (11248, 13294)
 EYE_SOCKET_VERTICES = (13294, 14062)
 LEFT_EYEBALL_VERTICES = (21451, 23021)
 RIGHT_EYEBALL_VERTICES = (23021, 24591)
-LEFT_IRIS_VERTICES = (22221, 23021)
-RIGHT_IRIS_VERTICES = (23791, 24591)
 
 FILE_NAMES = ("generic_model.npz", "landmark_embedding.npy", "head_template_mesh.obj",
               "FLAME_masks.pkl", "FLAME_texture.npz", "LICENSE.ICT-FaceKit.txt", "README.txt")
@@ -377,14 +375,14 @@ def build_from_upstream(folder: str | Path, show_progress: bool = False) -> Conv
         "n_shape": np.array(N_IDENTITY, dtype=np.int64),
         "n_expression": np.array(len(expression_names), dtype=np.int64),
         "expression_names": np.array(expression_names),
+        # ARKit blendshape weights: 0 is neutral, 1 the full shape; fits keep them in range.
+        "expression_bounds": np.array([0.0, 1.0]),
         "model_name": np.array(MODEL_NAME),
         "upstream_corners": topology.corners.astype(np.int32),
         "upstream_bary": topology.bary.astype(np.float32),
     }
-    iris = np.zeros(n, dtype=bool)
-    iris[_within(origin, LEFT_IRIS_VERTICES, RIGHT_IRIS_VERTICES)] = True
     masks = vertex_masks(neutral, landmarks, origin)
-    mean, basis = albedo_model(neutral, faces, topology.vt, topology.ft, landmarks, masks, iris, rigging.joints[3:5])
+    mean, basis = albedo_model(neutral, faces, topology.vt, topology.ft, landmarks, masks, rigging.joints[3:5])
     embedding = landmark_embedding(neutral, faces, landmarks, topology.triangles_of("face"))
     return ConvertedModel(model, embedding, masks, topology.vt, topology.ft, mean, basis, COMPONENT_NAMES, licence)
 

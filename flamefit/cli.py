@@ -107,9 +107,9 @@ class SharedOptions:
         group.add_argument(
             "--flame-dir", type=Path, default=None,
             help="folder with the FLAME files (default: $FLAMEFIT_FLAME_DIR or data/flame; the "
-                 "open demo head is used when no FLAME model is found there)")
-        group.add_argument("--demo-head", action="store_true",
-                           help="use the open demo head even when FLAME is present")
+                 "open model, ICT-FaceKit Light, is used when no FLAME model is found there)")
+        group.add_argument("--open-model", action="store_true",
+                           help="use the open model (ICT-FaceKit Light, MIT) even when FLAME is present")
 
     @staticmethod
     def device(parser: argparse.ArgumentParser, default: str) -> None:
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="flamefit",
         description="3D head reconstruction from photos by analysis-by-synthesis with FLAME "
-                    "(or the open demo head) and a differentiable renderer.",
+                    "(or the open ICT-FaceKit model) and a differentiable renderer.",
         epilog="Exit status: 0 all done, 1 some photos failed, 2 bad usage, 130 interrupted.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

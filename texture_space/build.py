@@ -108,7 +108,7 @@ def _load_model(options: BuildOptions, device: torch.device) -> _Model:
     from flamefit.texture_space.mirror import mirror_texel_map, mirror_vertices
     from flamefit.texture_space.unwrap import texel_surface
 
-    files = select_model(options.flame_dir, demo=options.demo_head)
+    files = select_model(options.flame_dir, open_model=options.open_model)
     scene = HeadScene.from_model_files(files, n_shape=1, n_expression=1, n_texture=0)
     vt, ft = scene.vt.numpy().astype(np.float64), scene.ft.numpy()
     faces = scene.flame.faces.numpy()

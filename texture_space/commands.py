@@ -24,7 +24,7 @@ def cmd_build_texture_space(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, device=args.device, iters=args.iters,
         fit_resolution=args.fit_resolution, unwrap_crop=args.unwrap_crop, landmarks=args.landmarks,
         mask=args.mask, init_space=args.init_space, bootstrap=args.bootstrap,
-        flame_dir=args.flame_dir, demo_head=args.demo_head, camera=args.camera, seed=args.seed,
+        flame_dir=args.flame_dir, open_model=args.open_model, camera=args.camera, seed=args.seed,
         min_skin=args.min_skin, holdout=args.holdout, completion=args.completion,
         detector=args.detector, backend=args.backend, keep_stacks=args.keep_stacks, from_fits=args.from_fits,
     )
@@ -42,7 +42,7 @@ def cmd_sample_texture_space(args: argparse.Namespace) -> int:
     written = sample_texture_space(
         args.space, args.out, n_components=args.components, sigma=args.sigma,
         n_samples=args.samples, render_resolution=args.render_resolution,
-        flame_dir=args.flame_dir, demo_head=args.demo_head, seed=args.seed,
+        flame_dir=args.flame_dir, open_model=args.open_model, seed=args.seed,
     )
     print(f"wrote {len(written)} images to {args.out}")
     return 0

@@ -28,8 +28,8 @@ class BuildOptions:
             the unwrapped pixels; or None.
         init_space: a texture space (``FLAME_texture.npz`` layout) to start round 0 with.
         bootstrap: round 0 without ``init_space``: ``"constant"`` skin albedo or ``"model"``
-            (the model folder's own albedo space, e.g. the demo head's).
-        flame_dir, demo_head: which head model (see :func:`flamefit.flame.selection.select_model`).
+            (the model folder's own albedo space, e.g. the open model's).
+        flame_dir, open_model: which head model (see :func:`flamefit.flame.selection.select_model`).
         camera: ``"orthographic"`` or ``"perspective"``.
         seed: seed of the fits and of the held-out choice.
         min_skin: least fraction of the face region's texels a photo must show.
@@ -60,7 +60,7 @@ class BuildOptions:
     init_space: Path | None = None
     bootstrap: str = "constant"
     flame_dir: Path | None = None
-    demo_head: bool = False
+    open_model: bool = False
     camera: str = "orthographic"
     seed: int = 0
     min_skin: float = 0.1

@@ -51,7 +51,7 @@ def sample_texture_space(
     n_samples: int = 12,
     render_resolution: int = 256,
     flame_dir: str | Path | None = None,
-    demo_head: bool = False,
+    open_model: bool = False,
     seed: int = 0,
 ) -> list[Path]:
     """Write UV images and renders of a texture space's mean, components and random samples.
@@ -63,7 +63,7 @@ def sample_texture_space(
         sigma: the offset along each component, in standard deviations.
         n_samples: random samples on ``samples.png``.
         render_resolution: side of each render.
-        flame_dir, demo_head: the head model to render on (:func:`flamefit.flame.selection.select_model`);
+        flame_dir, open_model: the head model to render on (:func:`flamefit.flame.selection.select_model`);
             its UV layout must be the space's.
         seed: seed of the random samples.
 
@@ -83,7 +83,7 @@ def sample_texture_space(
 
     out_dir = Path(out_dir)
     space = load_texture_space(space_file)
-    files = select_model(flame_dir, demo=demo_head)
+    files = select_model(flame_dir, open_model=open_model)
     scene = HeadScene.from_model_files(files, n_shape=1, n_expression=1, n_texture=1)
     AlbedoModel.check_uv_layout(space, scene.ft, space_file, files.describe())
     k = min(n_components, space.n_components)
