@@ -30,6 +30,11 @@ fluid, eye blend and occlusion meshes and eyelashes are left out (thin or hidden
 only cost render time). ``upstream_corners``/``upstream_bary`` in the model file record the
 map. Everything written is a deterministic function of the upstream files, so the shipped
 folder is rebuilt bit for bit.
+
+ICT-FaceKit Light's sizes and index ranges (its README's geometry table) are held in one
+:class:`~flamefit.flame.ict_topology.UpstreamLayout`, :data:`~flamefit.flame.ict_topology.ICT_LIGHT`,
+the default of every function here that needs them (``layout=``); the tests convert a small
+checkout of the same layout with smaller ranges.
 """
 
 from __future__ import annotations
@@ -42,23 +47,13 @@ from pathlib import Path
 import numpy as np
 
 from flamefit.flame.errors import ModelFileError
+from flamefit.flame.ict_topology import ICT_LIGHT, UpstreamLayout
 from flamefit.flame.landmark_contour import contour_table
 from flamefit.utils import atomic_write, write_npz, write_text
 
 MODEL_NAME = "ICT-FaceKit Light (MIT), converted by flamefit"
-N_UPSTREAM_VERTICES = 26719
-N_UPSTREAM_POLYGONS = 26384
 N_IDENTITY = 100
 CM_TO_M = 0.01
-
-#: Upstream vertex and polygon index ranges (end exclusive) of the kept parts (ICT's README).
-FACE_VERTICES = (0, 9409)
-NARROW_FACE_VERTICES = (0, 6706)
-HEAD_NECK_VERTICES = (9409, 11248)
-MOUTH_SOCKET_VERTICES = (11248, 13294)
-EYE_SOCKET_VERTICES = (13294, 14062)
-LEFT_EYEBALL_VERTICES = (21451, 23021)
-RIGHT_EYEBALL_VERTICES = (23021, 24591)
 
 FILE_NAMES = ("generic_model.npz", "landmark_embedding.npy", "head_template_mesh.obj",
               "FLAME_masks.pkl", "FLAME_texture.npz", "LICENSE.ICT-FaceKit.txt", "README.txt")
@@ -82,29 +77,30 @@ def _obj_lines(path: Path, tag: bytes) -> list[bytes]:
     return [line for line in data.splitlines() if line.startswith(tag)]
 
 
-def read_obj_vertices(path: Path) -> np.ndarray:
-    """``(V, 3)`` float64 ``v`` positions of an OBJ (extra columns, such as colours, ignored)."""
+def read_obj_vertices(path: Path, layout: UpstreamLayout = ICT_LIGHT) -> np.ndarray:
+    """``(V, 3)`` float64 ``v`` positions of an OBJ (extra columns, such as colours, ignored);
+    ``V`` must be ``layout``'s vertex count."""
     lines = _obj_lines(path, b"v ")
     try:
         values = np.array([line.split()[1:4] for line in lines], dtype=np.float64)
     except ValueError as error:
         raise ModelFileError(path, f"has an unreadable vertex line ({error})") from None
-    if values.shape != (N_UPSTREAM_VERTICES, 3):
-        raise ModelFileError(path, f"has {len(values)} vertices, ICT-FaceKit Light has {N_UPSTREAM_VERTICES}; "
+    if values.shape != (layout.n_vertices, 3):
+        raise ModelFileError(path, f"has {len(values)} vertices, {layout.name} has {layout.n_vertices}; "
                                    "use an unmodified checkout")
     return values
 
 
-def read_upstream_mesh(path: Path) -> UpstreamMesh:
-    """The neutral OBJ with its UVs and polygons."""
-    vertices = read_obj_vertices(path)
+def read_upstream_mesh(path: Path, layout: UpstreamLayout = ICT_LIGHT) -> UpstreamMesh:
+    """The neutral OBJ with its UVs and polygons (as many as ``layout`` says)."""
+    vertices = read_obj_vertices(path, layout)
     uv = np.array([line.split()[1:3] for line in _obj_lines(path, b"vt ")], dtype=np.float64)
     polygons = []
     for line in _obj_lines(path, b"f "):
         corners = [token.split(b"/") for token in line.split()[1:]]
         polygons.append(([int(c[0]) - 1 for c in corners], [int(c[1]) - 1 for c in corners]))
-    if len(polygons) != N_UPSTREAM_POLYGONS:
-        raise ModelFileError(path, f"has {len(polygons)} polygons, ICT-FaceKit Light has {N_UPSTREAM_POLYGONS}")
+    if len(polygons) != layout.n_polygons:
+        raise ModelFileError(path, f"has {len(polygons)} polygons, {layout.name} has {layout.n_polygons}")
     return UpstreamMesh(vertices, uv, polygons)
 
 
@@ -171,7 +167,8 @@ class Rig:
     weights: np.ndarray
 
 
-def rig(neutral: np.ndarray, jaw_open: np.ndarray, landmarks: np.ndarray, origin: np.ndarray) -> Rig:
+def rig(neutral: np.ndarray, jaw_open: np.ndarray, landmarks: np.ndarray, origin: np.ndarray,
+        layout: UpstreamLayout = ICT_LIGHT) -> Rig:
     """Joints and skinning weights of the kept mesh (metres, kept vertex order).
 
     * eyes: the centres of spheres fitted to each eyeball; its vertices follow it rigidly;
@@ -181,13 +178,14 @@ def rig(neutral: np.ndarray, jaw_open: np.ndarray, landmarks: np.ndarray, origin
     * global: the centre of the neck's cut; neck: the neck's centre at chin height. Vertices
       below the neck joint blend from neck to global down to the cut.
     Each regressor row reproduces its joint exactly on the neutral mesh from nearby vertices.
-    ``origin``: each vertex's upstream vertex (:attr:`~flamefit.flame.ict_topology.Topology.origin`).
+    ``origin``: each vertex's upstream vertex (:attr:`~flamefit.flame.ict_topology.Topology.origin`),
+    whose part ``layout``'s ranges tell.
     """
     n = len(neutral)
-    left_eye = _within(origin, LEFT_EYEBALL_VERTICES)
-    right_eye = _within(origin, RIGHT_EYEBALL_VERTICES)
-    face = _within(origin, FACE_VERTICES, MOUTH_SOCKET_VERTICES)
-    head_neck = _within(origin, HEAD_NECK_VERTICES)
+    left_eye = _within(origin, layout.left_eyeball_vertices)
+    right_eye = _within(origin, layout.right_eyeball_vertices)
+    face = _within(origin, layout.face_vertices, layout.mouth_socket_vertices)
+    head_neck = _within(origin, layout.head_neck_vertices)
     y = neutral[:, 1]
 
     eye_l, eye_r = sphere_centre(neutral[left_eye]), sphere_centre(neutral[right_eye])
@@ -269,10 +267,12 @@ def _grown(polygon: np.ndarray, margin: float) -> np.ndarray:
     return centre + offset * (1.0 + margin / np.maximum(np.linalg.norm(offset, axis=1, keepdims=True), 1e-9))
 
 
-def vertex_masks(neutral: np.ndarray, landmarks: np.ndarray, origin: np.ndarray) -> dict[str, np.ndarray]:
+def vertex_masks(neutral: np.ndarray, landmarks: np.ndarray, origin: np.ndarray,
+                 layout: UpstreamLayout = ICT_LIGHT) -> dict[str, np.ndarray]:
     """Region name -> our vertex indices (FLAME_masks.pkl's names)."""
     idx = lambda *ranges: _within(origin, *ranges)  # noqa: E731
-    face_all, narrow, head_neck = idx(FACE_VERTICES), idx(NARROW_FACE_VERTICES), idx(HEAD_NECK_VERTICES)
+    face_all, narrow = idx(layout.face_vertices), idx(layout.narrow_face_vertices)
+    head_neck = idx(layout.head_neck_vertices)
     x, y, z = neutral.T
     brow_y = landmarks[17:27, 1].max()
     chin_y = landmarks[8, 1]
@@ -288,8 +288,8 @@ def vertex_masks(neutral: np.ndarray, landmarks: np.ndarray, origin: np.ndarray)
     nose_outline = np.vstack([nose_outline[:1] + [-0.012, 0, 0], nose_outline[:1] + [0.012, 0, 0], nose_outline[1:][::-1]])
     return {
         "face": narrow,
-        "left_eyeball": idx(LEFT_EYEBALL_VERTICES),
-        "right_eyeball": idx(RIGHT_EYEBALL_VERTICES),
+        "left_eyeball": idx(layout.left_eyeball_vertices),
+        "right_eyeball": idx(layout.right_eyeball_vertices),
         "eye_region": front[(eye_dist[front] < 0.022) & (z[front] > eyes[:, 2].min() - 0.012)],
         "lips": within(front, _grown(landmarks[48:60, :2], 0.003), landmarks[48:60, 2].min() - 0.015),
         "nose": within(front, _grown(nose_outline[:, :2], 0.004), landmarks[31:36, 2].min() - 0.012),
@@ -297,8 +297,8 @@ def vertex_masks(neutral: np.ndarray, landmarks: np.ndarray, origin: np.ndarray)
         "scalp": head_neck[(y[head_neck] > brow_y) | ((z[head_neck] < -0.02) & (y[head_neck] > chin_y))],
         "neck": head_neck[y[head_neck] < chin_y - 0.01],
         "boundary": head_neck[y[head_neck] < y[head_neck].min() + 0.004],
-        "mouth_socket": idx(MOUTH_SOCKET_VERTICES),
-        "eye_sockets": idx(EYE_SOCKET_VERTICES),
+        "mouth_socket": idx(layout.mouth_socket_vertices),
+        "eye_sockets": idx(layout.eye_socket_vertices),
     }
 
 
@@ -318,8 +318,14 @@ class ConvertedModel:
     licence: str
 
 
-def build_from_upstream(folder: str | Path, show_progress: bool = False) -> ConvertedModel:
+def build_from_upstream(folder: str | Path, show_progress: bool = False,
+                        layout: UpstreamLayout = ICT_LIGHT) -> ConvertedModel:
     """Read an ICT-FaceKit checkout and build every array of the converted model.
+
+    Args:
+        folder: the checkout's root (``FaceXModel/``, ``LICENSE``).
+        show_progress: a progress bar over the shape OBJs.
+        layout: the sizes and ranges of its neutral mesh (ICT-FaceKit Light's by default).
 
     Raises:
         ModelFileError: a file is missing or is not ICT-FaceKit Light's (named, with what to do).
@@ -339,27 +345,28 @@ def build_from_upstream(folder: str | Path, show_progress: bool = False) -> Conv
     except (OSError, ValueError, KeyError) as error:
         raise ModelFileError(model_dir / "vertex_indices.json", f"cannot read the expression names and "
                                                                 f"landmarks ({error})") from None
-    if len(landmark_vertices) != 68 or landmark_vertices.max() >= FACE_VERTICES[1]:
+    first, end = layout.face_vertices
+    if len(landmark_vertices) != 68 or landmark_vertices.min() < first or landmark_vertices.max() >= end:
         raise ModelFileError(model_dir / "vertex_indices.json", "idx_to_landmark_verts must be 68 face vertices")
     try:
         licence = (folder / "LICENSE").read_text()
     except OSError:
         raise ModelFileError(folder / "LICENSE", "is missing: the MIT notice must ship with the model") from None
 
-    mesh = read_upstream_mesh(model_dir / "generic_neutral_mesh.obj")
-    topology = build_topology(mesh.vertices * CM_TO_M, mesh.uv, mesh.polygons)
+    mesh = read_upstream_mesh(model_dir / "generic_neutral_mesh.obj", layout)
+    topology = build_topology(mesh.vertices * CM_TO_M, mesh.uv, mesh.polygons, layout)
     names = [f"identity{k:03d}" for k in range(N_IDENTITY)] + expression_names
     from tqdm import tqdm
 
     n = len(topology.corners)
     directions = np.empty((n, 3, len(names)), dtype=np.float64)
     for column, name in enumerate(tqdm(names, desc="reading ICT shapes", unit="obj", disable=not show_progress)):
-        directions[:, :, column] = topology.apply(read_obj_vertices(model_dir / f"{name}.obj") - mesh.vertices) * CM_TO_M
+        directions[:, :, column] = topology.apply(read_obj_vertices(model_dir / f"{name}.obj", layout) - mesh.vertices) * CM_TO_M
     neutral = topology.apply(mesh.vertices * CM_TO_M)
     faces, origin = topology.faces, topology.origin
     landmarks = mesh.vertices[landmark_vertices] * CM_TO_M
     jaw_open = neutral + directions[:, :, N_IDENTITY + expression_names.index("jawOpen")]
-    rigging = rig(neutral, jaw_open, landmarks, origin)
+    rigging = rig(neutral, jaw_open, landmarks, origin, layout)
     model = {
         "v_template": neutral.astype(np.float32),
         "f": faces.astype(np.uint32),
@@ -381,7 +388,7 @@ def build_from_upstream(folder: str | Path, show_progress: bool = False) -> Conv
         "upstream_corners": topology.corners.astype(np.int32),
         "upstream_bary": topology.bary.astype(np.float32),
     }
-    masks = vertex_masks(neutral, landmarks, origin)
+    masks = vertex_masks(neutral, landmarks, origin, layout)
     mean, basis = albedo_model(neutral, faces, topology.vt, topology.ft, landmarks, masks, rigging.joints[3:5])
     embedding = landmark_embedding(neutral, faces, landmarks, topology.triangles_of("face"))
     return ConvertedModel(model, embedding, masks, topology.vt, topology.ft, mean, basis, COMPONENT_NAMES, licence)
@@ -418,9 +425,11 @@ def write_converted(converted: ConvertedModel, out: str | Path) -> Path:
     return out
 
 
-def convert_ict(folder: str | Path, out: str | Path, show_progress: bool = False) -> Path:
-    """Convert an ICT-FaceKit checkout into a FLAME-format model folder ``out``; returns it."""
-    return write_converted(build_from_upstream(folder, show_progress=show_progress), out)
+def convert_ict(folder: str | Path, out: str | Path, show_progress: bool = False,
+                layout: UpstreamLayout = ICT_LIGHT) -> Path:
+    """Convert an ICT-FaceKit checkout into a FLAME-format model folder ``out``; returns it.
+    ``layout``: its neutral mesh's sizes and ranges (:func:`build_from_upstream`)."""
+    return write_converted(build_from_upstream(folder, show_progress=show_progress, layout=layout), out)
 
 
 README = """{name}

@@ -21,15 +21,105 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Upstream polygon ranges (end exclusive) and the atlas square of each kept part:
-#: (first polygon, end, atlas region, simplify to this many triangles or None).
-PARTS = (
-    ("face", 0, 9230, "face", 7500),
-    ("head_neck", 9230, 11144, "head", None),
-    ("mouth_socket", 11144, 13226, "head", 1800),
-    ("eye_sockets", 13226, 14034, "head", None),
-    ("eyeballs", 21496, 24692, "eye", None),
+Range = tuple[int, int]
+
+#: The kept parts, in the order their triangles are written, and the atlas region of each.
+PART_NAMES = ("face", "head_neck", "mouth_socket", "eye_sockets", "eyeballs")
+PART_REGIONS = ("face", "head", "head", "head", "eye")
+
+
+@dataclass(frozen=True)
+class UpstreamLayout:
+    """Where the kept geometry lies in an ICT-FaceKit checkout's neutral mesh.
+
+    ICT's README tabulates, for each geometry of ``generic_neutral_mesh.obj``, its vertex and
+    polygon indices; this holds the rows the converter keeps, as half-open ``(first, end)``
+    ranges (the README's ``[a:b]`` is inclusive: ``(a, b + 1)`` here), with the number of
+    triangles the face and the mouth socket are simplified to (None: kept as they are).
+    :data:`ICT_LIGHT` is ICT-FaceKit Light's table; a test converts a small checkout of the same
+    layout with smaller ranges.
+
+    Attributes:
+        name: named in errors (``... has 12 vertices, ICT-FaceKit Light has 26719``).
+        n_vertices, n_polygons: of the whole neutral mesh (every shape OBJ has as many vertices).
+        face_vertices: the full face area (README's "Face"); landmarks lie on it.
+        narrow_face_vertices: README's "Narrow face area" (a prefix of the face's vertices).
+        head_neck_vertices, mouth_socket_vertices: README's "Head and Neck", "Mouth socket".
+        eye_socket_vertices: both eye sockets (left then right, contiguous).
+        left_eyeball_vertices, right_eyeball_vertices: sclera and iris of each eye.
+        face_polygons, head_neck_polygons, mouth_socket_polygons, eye_socket_polygons,
+            eyeball_polygons: the polygon ranges of the kept parts (both eye sockets, both
+            eyeballs each as one range).
+        face_triangles, mouth_socket_triangles: simplification targets, or None.
+    """
+
+    name: str
+    n_vertices: int
+    n_polygons: int
+    face_vertices: Range
+    narrow_face_vertices: Range
+    head_neck_vertices: Range
+    mouth_socket_vertices: Range
+    eye_socket_vertices: Range
+    left_eyeball_vertices: Range
+    right_eyeball_vertices: Range
+    face_polygons: Range
+    head_neck_polygons: Range
+    mouth_socket_polygons: Range
+    eye_socket_polygons: Range
+    eyeball_polygons: Range
+    face_triangles: int | None
+    mouth_socket_triangles: int | None
+
+    def __post_init__(self) -> None:
+        vertex_ranges = ("face_vertices", "narrow_face_vertices", "head_neck_vertices",
+                         "mouth_socket_vertices", "eye_socket_vertices", "left_eyeball_vertices",
+                         "right_eyeball_vertices")
+        polygon_ranges = ("face_polygons", "head_neck_polygons", "mouth_socket_polygons",
+                          "eye_socket_polygons", "eyeball_polygons")
+        for names, limit in ((vertex_ranges, self.n_vertices), (polygon_ranges, self.n_polygons)):
+            for field in names:
+                first, end = getattr(self, field)
+                if not 0 <= first < end <= limit:
+                    raise ValueError(f"{self.name}: {field} = {(first, end)} is not a range within 0..{limit}")
+        if self.narrow_face_vertices[0] != self.face_vertices[0] or \
+                self.narrow_face_vertices[1] > self.face_vertices[1]:
+            raise ValueError(f"{self.name}: narrow_face_vertices must be a prefix of face_vertices")
+
+    @property
+    def parts(self) -> tuple[tuple[str, int, int, str, int | None], ...]:
+        """The kept parts as :func:`build_topology` takes them: ``(name, first polygon, end,
+        atlas region, simplify to this many triangles or None)``."""
+        ranges = (self.face_polygons, self.head_neck_polygons, self.mouth_socket_polygons,
+                  self.eye_socket_polygons, self.eyeball_polygons)
+        targets = (self.face_triangles, None, self.mouth_socket_triangles, None, None)
+        return tuple((name, first, end, region, target)
+                     for name, (first, end), region, target in zip(PART_NAMES, ranges, PART_REGIONS, targets))
+
+
+#: ICT-FaceKit Light, as its README's geometry table gives it.
+ICT_LIGHT = UpstreamLayout(
+    name="ICT-FaceKit Light",
+    n_vertices=26719,
+    n_polygons=26384,
+    face_vertices=(0, 9409),
+    narrow_face_vertices=(0, 6706),
+    head_neck_vertices=(9409, 11248),
+    mouth_socket_vertices=(11248, 13294),
+    eye_socket_vertices=(13294, 14062),
+    left_eyeball_vertices=(21451, 23021),
+    right_eyeball_vertices=(23021, 24591),
+    face_polygons=(0, 9230),
+    head_neck_polygons=(9230, 11144),
+    mouth_socket_polygons=(11144, 13226),
+    eye_socket_polygons=(13226, 14034),
+    eyeball_polygons=(21496, 24692),
+    face_triangles=7500,
+    mouth_socket_triangles=1800,
 )
+
+#: ICT-FaceKit Light's kept parts (:attr:`UpstreamLayout.parts` of :data:`ICT_LIGHT`).
+PARTS = ICT_LIGHT.parts
 
 #: Where each UV region goes in the packed atlas: (scale, u offset, v offset).
 ATLAS = {"face": (0.64, 0.005, 0.355), "head": (0.34, 0.655, 0.655), "eye": (0.34, 0.655, 0.305)}
@@ -43,7 +133,7 @@ class Topology:
         corners: ``(V, 3)`` upstream vertex indices of each of our vertices.
         bary: ``(V, 3)`` their weights (``(1, 0, 0)`` for a vertex kept as it is).
         faces: ``(F, 3)`` our triangles; ft: ``(F, 3)`` their atlas uv indices; vt: ``(T, 2)``.
-        face_part: ``(F,)`` the part name index into :data:`PARTS` of each triangle.
+        face_part: ``(F,)`` each triangle's part, an index into :data:`PART_NAMES`.
     """
 
     corners: np.ndarray
@@ -64,7 +154,7 @@ class Topology:
         return (weights * upstream[self.corners]).sum(axis=1)
 
     def triangles_of(self, part: str) -> np.ndarray:
-        return np.flatnonzero(self.face_part == [p[0] for p in PARTS].index(part))
+        return np.flatnonzero(self.face_part == PART_NAMES.index(part))
 
 
 def _atlas_uv(uv: np.ndarray, region: str) -> np.ndarray:
@@ -120,8 +210,8 @@ def _simplify(vertices: np.ndarray, triangles: np.ndarray, target: int) -> tuple
     return np.asarray(new_vertices, dtype=np.float64), np.asarray(new_triangles, dtype=np.int64)
 
 
-def build_topology(vertices: np.ndarray, uv: np.ndarray, polygons, parts=PARTS) -> Topology:
-    """Triangles, atlas and linear map of the kept ``parts`` of the neutral ICT mesh
+def build_topology(vertices: np.ndarray, uv: np.ndarray, polygons, layout: UpstreamLayout = ICT_LIGHT) -> Topology:
+    """Triangles, atlas and linear map of the kept parts (``layout``'s) of the neutral ICT mesh
     (``vertices (N, 3)`` upstream, any unit; ``uv (T, 2)`` UDIM; ``polygons`` as read)."""
     sources: dict[tuple, int] = {}  # ("v", upstream) or ("new", part, i) -> our vertex
     corners, bary = [], []
@@ -142,7 +232,7 @@ def build_topology(vertices: np.ndarray, uv: np.ndarray, polygons, parts=PARTS) 
             vt.append(value)
         return vt_keys[key]
 
-    for part_index, (name, first, end, region, target) in enumerate(parts):
+    for part_index, (name, first, end, region, target) in enumerate(layout.parts):
         tris, tri_uvs = _fan(polygons, first, end)
         if target is None or target >= len(tris):
             for tri, tri_uv in zip(tris, tri_uvs):
