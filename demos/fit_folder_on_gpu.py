@@ -14,7 +14,7 @@ from pathlib import Path
 import imageio.v3 as iio
 from skimage import data
 
-from flamefit.fitting.fit_images import FitOptions, fit_images
+from flamefit.fitting.batch import FitOptions, fit_images
 from flamefit.renderer.devices import resolve_device
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

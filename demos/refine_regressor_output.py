@@ -15,7 +15,7 @@ import imageio.v3 as iio
 import numpy as np
 from skimage import data
 
-from flamefit.fitting.fit_images import FitOptions, fit_images
+from flamefit.fitting.batch import FitOptions, fit_images
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("photo", nargs="?", help="the photo (default: scikit-image's astronaut)")

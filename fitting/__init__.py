@@ -12,9 +12,9 @@ from __future__ import annotations
 from flamefit.utils import lazy_getattr
 
 _EXPORTS = {
-    "fit_images": "flamefit.fitting.fit_images",
-    "FitOptions": "flamefit.fitting.fit_images",
-    "FitSummary": "flamefit.fitting.fit_images",
+    "fit_images": "flamefit.fitting.batch",
+    "FitOptions": "flamefit.fitting.batch",
+    "FitSummary": "flamefit.fitting.batch",
     "fit_batch": "flamefit.fitting.optimizer",
     "FitConfig": "flamefit.fitting.optimizer",
     "FitOutcome": "flamefit.fitting.optimizer",

@@ -1,7 +1,7 @@
 """The fitting subcommands of ``flamefit``: ``fit`` and ``demo``.
 
 :func:`register` adds them to the ``flamefit`` parser (:mod:`flamefit.cli`); each is a thin
-wrapper over :func:`flamefit.fitting.fit_images.fit_images` and
+wrapper over :func:`flamefit.fitting.batch.fit_images` and
 :func:`flamefit.fitting.demo.run_demo`. Defaults come from
 :class:`flamefit.fitting.options.FitOptions`.
 """
@@ -37,7 +37,7 @@ def report_summary(summary) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from flamefit.fitting.fit_images import FitInterrupted, fit_images
+    from flamefit.fitting.batch import FitInterrupted, fit_images
 
     try:
         summary = fit_images(args.inputs, args.out, fit_options(args))

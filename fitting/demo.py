@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from flamefit.fitting import results
-from flamefit.fitting.fit_images import FitOptions, FitSummary, fit_images
+from flamefit.fitting.batch import FitOptions, FitSummary, fit_images
 from flamefit.utils import write_image
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Options of ``flamefit fit`` as a dataclass, importable without torch: the command line takes
-its defaults from here (never retyped), and :func:`flamefit.fitting.fit_images.fit_images` takes
+its defaults from here (never retyped), and :func:`flamefit.fitting.batch.fit_images` takes
 an instance."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 @dataclass
 class FitOptions:
-    """Options of :func:`flamefit.fitting.fit_images.fit_images` (the CLI's flags).
+    """Options of :func:`flamefit.fitting.batch.fit_images` (the CLI's flags).
 
     Attributes:
         device: torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``) or ``"auto"`` (CUDA when

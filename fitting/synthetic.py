@@ -36,7 +36,8 @@ class SyntheticBatch:
 
 def random_parameters(scene: HeadScene, batch: int, generator: torch.Generator,
                       spread: float = 1.0) -> FitParameters:
-    """Plausible random parameters: identity/expression/albedo coefficients, a head turned up
+    """Plausible random parameters: identity/expression/albedo coefficients (expressions within
+    the model's bounds when it has them), a head turned up
     to ~20 degrees, a slightly open jaw, a random ambient (shading 0.55-0.8 per channel) plus
     directional light and a camera framing the head (its model's :meth:`random`)."""
     def normal(*size: int) -> torch.Tensor:
@@ -47,6 +48,8 @@ def random_parameters(scene: HeadScene, batch: int, generator: torch.Generator,
     n_expression = min(10, truth.expression.shape[1])
     truth.shape[:, :n_shape] = normal(batch, n_shape) * 0.8 * spread
     truth.expression[:, :n_expression] = normal(batch, n_expression) * 0.5 * spread
+    if scene.flame.expression_bounds is not None:  # blendshape weights: |N(0, 0.5)| within range
+        truth.expression.abs_().clamp_(*scene.flame.expression_bounds)
     truth.pose[:, GLOBAL] = normal(batch, 3) * torch.tensor([0.12, 0.25, 0.05]) * spread
     truth.pose[:, JAW.start] = torch.rand(batch, generator=generator) * 0.15 * spread  # jaw opens about x
     truth.texture[:] = normal(batch, truth.texture.shape[1]) * 0.8 * spread

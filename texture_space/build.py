@@ -195,7 +195,7 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
     photo's ``flamefit fit`` report (None when missing); round 0 then unwraps the fits as they are."""
     from tqdm import tqdm
 
-    from flamefit.fitting.fit_images import fit_prepared
+    from flamefit.fitting.batch import fit_prepared
     from flamefit.fitting.optimizer import FitConfig
     from flamefit.fitting.prepare import prepare_image
     from flamefit.texture_space.unwrap import unwrap_photos

@@ -266,7 +266,7 @@ def test_exit_status_summary_csv_and_failures_printed_once(tmp_path, capsys, ast
 
 
 def test_ctrl_c_stops_cleanly_and_a_rerun_resumes(tmp_path, capsys, astronaut, monkeypatch):
-    import flamefit.fitting.fit_images as fit_images
+    import flamefit.fitting.batch as fit_images
 
     photos = tmp_path / "photos"
     for name in ("a", "b"):

@@ -10,7 +10,7 @@ from PIL import Image
 from skimage import data
 
 from flamefit.cli import main
-from flamefit.fitting.fit_images import FitOptions, fit_images
+from flamefit.fitting.batch import FitOptions, fit_images
 
 pytestmark = pytest.mark.slow  # every test runs `flamefit fit` end to end (detection, fit, outputs)
 
@@ -58,7 +58,7 @@ def test_cli_writes_every_output_and_fits_landmarks(astronaut_fit):
     assert status == 0
     assert EXPECTED_OUTPUTS | {"progress.gif"} <= {p.name for p in folder.iterdir()}
     rep = report(folder)
-    assert rep["status"] == "done" and "demo head" in rep["model"]
+    assert rep["status"] == "done" and rep["model"] == "ICT-FaceKit Light (MIT), converted by flamefit"
     assert rep["device"] == "cpu" and rep["backend"] == "torch"  # "auto" settled and recorded
     assert rep["landmark_error_percent_iod"] < 5.0
     with np.load(folder / "landmarks.npz") as lmk:

@@ -84,13 +84,24 @@ def test_select_prefers_flame_and_says_so(flame_like_dir, monkeypatch, caplog):
     assert "using FLAME" in caplog.text
 
 
-def test_select_falls_back_to_the_demo_head(demo_head_dir, tmp_path, monkeypatch, caplog):
+def test_select_falls_back_to_the_open_model(flame_like_dir, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("FLAMEFIT_FLAME_DIR", str(tmp_path / "empty"))
-    monkeypatch.setenv("FLAMEFIT_CACHE", str(demo_head_dir.parent))
     with caplog.at_level("INFO"):
         files = select_model()
-    assert files.is_demo and "demo head" in caplog.text
-    assert select_model(demo=True).is_demo
+    assert files.kind == "open" and "ICT-FaceKit Light (MIT), converted by flamefit" in caplog.text
+    assert files.describe() == "ICT-FaceKit Light (MIT), converted by flamefit"
+    monkeypatch.setenv("FLAMEFIT_FLAME_DIR", str(flame_like_dir))
+    assert select_model().kind == "flame" and select_model(open_model=True).kind == "open"
+
+
+def test_inspect_open_model(capsys):
+    from flamefit.flame.selection import OPEN_MODEL_DIR
+
+    assert main(["inspect", str(OPEN_MODEL_DIR)]) == 0
+    text = capsys.readouterr().out
+    assert "identity components    100" in text and "expression components  53" in text
+    assert "dynamic contour table  79 yaw rows x 17 points" in text
+    assert "left_eyeball" in text and "ICT-FaceKit" in text
 
 
 def test_explicit_flame_dir_without_a_model_is_an_error(tmp_path, capsys):

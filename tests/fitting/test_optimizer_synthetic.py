@@ -1,4 +1,4 @@
-"""Fits of synthetic renders of the demo head recover the known parameters."""
+"""Fits of synthetic renders of the default (open) model recover the known parameters."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from flamefit.fitting.losses import photometric_error
 from flamefit.fitting.optimizer import FitConfig, fit_batch
 from flamefit.fitting.scene import HeadScene
 from flamefit.fitting.synthetic import face_vertex_error_mm, synthetic_batch
-from flamefit.flame.selection import files_in
+from flamefit.flame.selection import select_model
 
 RESOLUTION = 224
 OCCLUDER = (slice(70, 125), slice(125, 175))  # rows, columns of item 1's occluder
 
 
 @pytest.fixture(scope="module")
-def scene(demo_head_dir):
-    return HeadScene.from_model_files(files_in(demo_head_dir, kind="demo"))
+def scene():
+    return HeadScene.from_model_files(select_model(open_model=True))
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_nan_in_one_image_restores_its_best_parameters_and_spares_the_others(sce
 
 @pytest.mark.slow
 def test_perspective_camera_fit(demo_head_dir):
-    scene = HeadScene.from_model_files(files_in(demo_head_dir, kind="demo"), camera="perspective")
+    scene = HeadScene.from_model_files(select_model(open_model=True), camera="perspective")
     problem = synthetic_batch(scene, 1, RESOLUTION, seed=5)
     outcome = fit_batch(scene, problem.images, problem.landmarks_px,
                         torch.ones(1, 1, RESOLUTION, RESOLUTION),
@@ -129,7 +129,7 @@ def test_texture_offset_explains_albedo_outside_the_space(scene):
 def test_scene_to_moves_every_tensor(demo_head_dir):
     """``--device cuda`` moves the scene with ``.to``: a tensor kept as a plain attribute instead
     of a buffer would stay on the CPU and fail the first render."""
-    moved = HeadScene.from_model_files(files_in(demo_head_dir, kind="demo")).to("meta")
+    moved = HeadScene.from_model_files(select_model(open_model=True)).to("meta")
     assert moved.albedo.n_components > 0
     left = [f"{name}.{key}" for name, module in moved.named_modules() for key, value in vars(module).items()
             if isinstance(value, torch.Tensor) and not value.is_meta]

@@ -54,7 +54,7 @@ def render_photos(demo_head_dir, folder, n_photos: int):
     expression and a white directional light, saved as ``folder/photos/face_XX.png`` with their
     exact landmarks in ``folder/landmarks/face_XX.npy``; returns the known space
     ``(mean, basis, covered)``. Shared with ``tests.texture_space.test_rounds``."""
-    scene = HeadScene.from_model_files(files_in(demo_head_dir, kind="demo"), texture_resolution=UV)
+    scene = HeadScene.from_model_files(files_in(demo_head_dir, kind="test"), texture_resolution=UV)
     mean, basis, covered = known_space(scene, np.random.default_rng(0))
     scene.albedo = AlbedoModel(torch.tensor(mean).permute(2, 0, 1)[None].float(),
                                torch.tensor(basis).permute(3, 2, 0, 1).float())
@@ -91,7 +91,7 @@ def built(photos, demo_head_dir, monkeypatch_module):
     # on seen texels was 0.09 instead of 0.065 and the largest principal angle 39 deg, not 34.
     options = BuildOptions(
         components=TRUE_K, rounds=1, resolution=UV, batch_size=N_PHOTOS, iters=(30, 200), fit_resolution=80,
-        unwrap_crop=PHOTO, landmarks=folder / "landmarks", demo_head=True, bootstrap="model", min_skin=0.05,
+        unwrap_crop=PHOTO, landmarks=folder / "landmarks", flame_dir=demo_head_dir, bootstrap="model", min_skin=0.05,
     )
     summary = build_texture_space([folder / "photos"], folder / "build", options, show_progress=False)
     return summary
@@ -172,14 +172,14 @@ def test_reports_and_official_layout(built, photos):
     np.testing.assert_allclose((tex_dir / 255.0).reshape(-1, TRUE_K).__pow__(2).sum(axis=0), ratio, rtol=1e-3)
 
 
-def test_resume_after_a_crash_does_not_refit_finished_photos(photos, tmp_path, monkeypatch_module):
+def test_resume_after_a_crash_does_not_refit_finished_photos(photos, demo_head_dir, tmp_path, monkeypatch_module):
     folder, *_ = photos
     subset = tmp_path / "photos"
     subset.mkdir()
     for index in range(6):
         shutil.copy(folder / "photos" / f"face_{index:02d}.png", subset)
     options = BuildOptions(components=2, rounds=1, resolution=32, batch_size=3, iters=(2, 2), fit_resolution=64,
-                           unwrap_crop=64, landmarks=folder / "landmarks", demo_head=True, min_skin=0.0)
+                           unwrap_crop=64, landmarks=folder / "landmarks", flame_dir=demo_head_dir, min_skin=0.0)
     out = tmp_path / "build"
 
     class Crash(RuntimeError):

@@ -17,7 +17,7 @@ def space_file(demo_head_dir, tmp_path_factory):
     """The demo head's own albedo space, cut to 3 components at 64²."""
     import cv2
 
-    files = files_in(demo_head_dir, kind="demo")
+    files = files_in(demo_head_dir, kind="test")
     space = load_texture_space(files.texture)
     mean = cv2.resize(space.mean, (64, 64), interpolation=cv2.INTER_AREA)
     basis = np.stack([cv2.resize(np.ascontiguousarray(space.basis[..., k]), (64, 64), interpolation=cv2.INTER_AREA)
@@ -31,7 +31,7 @@ def space_file(demo_head_dir, tmp_path_factory):
 def test_writes_mean_components_and_samples(space_file, tmp_path, demo_head_dir, monkeypatch):
     monkeypatch.setenv("FLAMEFIT_CACHE", str(demo_head_dir.parent))
     written = sample_texture_space(space_file, tmp_path, n_components=2, n_samples=4, render_resolution=96,
-                                   demo_head=True)
+                                   flame_dir=demo_head_dir)
     names = {p.name for p in written}
     assert {"uv_mean.png", "uv_pc1_minus.png", "uv_pc1_plus.png", "uv_pc2_plus.png", "components.png",
             "samples.png"} <= names
@@ -52,7 +52,7 @@ def test_refuses_a_space_of_another_uv_layout(space_file, tmp_path, demo_head_di
     other = tmp_path / "other.npz"
     save_texture_space(other, space.mean, space.basis, space.vt, space.ft[:10])
     with pytest.raises(ValueError, match="UV layout"):
-        sample_texture_space(other, tmp_path / "out", demo_head=True)
+        sample_texture_space(other, tmp_path / "out", flame_dir=demo_head_dir)
 
 
 def test_cli_parses_both_subcommands():

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def unwrapped(demo_head_dir):
     """Eight renders of the demo head (its own albedo space, coloured light) unwrapped with the
     true parameters."""
-    scene = HeadScene.from_model_files(files_in(demo_head_dir, kind="demo"), texture_resolution=UV)
+    scene = HeadScene.from_model_files(files_in(demo_head_dir, kind="test"), texture_resolution=UV)
     generator = torch.Generator().manual_seed(0)
     truth = random_parameters(scene, 8, generator, spread=0.7)
     truth.light[:, 0] *= torch.tensor([1.3, 1.0, 0.7])  # a warm light: de-lighting must undo it per channel
