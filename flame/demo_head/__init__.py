@@ -1,4 +1,9 @@
-"""The project's open demo head: a generated head in the FLAME file formats (NOT FLAME).
+"""A procedural head in the FLAME file formats (NOT FLAME): a fast TEST FIXTURE.
+
+flamefit's default model is the shipped open model (ICT-FaceKit Light, see
+:mod:`flamefit.flame.ict_facekit`); this small generated head (5317 vertices) remains only so
+that unit tests can build, render and fit a FLAME-format model quickly. It is reported as the
+"procedural test head" wherever it is used.
 
 ``ensure_demo_head()`` returns a cached folder with ``generic_model.pkl``,
 ``landmark_embedding.npy``, ``head_template_mesh.obj``, ``FLAME_masks.pkl``,
