@@ -55,13 +55,19 @@ def albedo_model(neutral: np.ndarray, faces: np.ndarray, vt: np.ndarray, ft: np.
     m = np.concatenate([np.abs(p[..., :1]), p[..., 1:]], axis=-1)  # mirrored onto the left side
     lm_m = np.concatenate([np.abs(landmarks[:, :1]), landmarks[:, 1:]], axis=1)
 
-    centre = np.where(p[..., :1] >= 0, eye_centres[0], eye_centres[1])
-    local = p - centre
-    gaze = np.arccos(np.clip(local[..., 2] / np.maximum(np.linalg.norm(local, axis=-1), 1e-9), -1.0, 1.0))
-    # Anatomical angles from the eye's axis (ICT's iris mesh includes its inner cone, so its own
-    # extent is not the visible iris): iris ~0.45 rad, pupil ~0.2 rad.
-    soft_iris = eyeball / (1.0 + np.exp((gaze - 0.45) / 0.03))
-    pupil = eyeball / (1.0 + np.exp((gaze - 0.2) / 0.02))
+    # Iris and pupil painted on the outer eyeball around each eye's axis (through the cornea's
+    # apex, the eyeball point furthest from its centre): an iris of ~6 mm radius on the ~15 mm
+    # eyeball spans ~0.42 rad, the pupil ~0.17 rad.
+    gaze = np.full(p.shape[:2], np.pi)
+    for ids, centre in ((masks["left_eyeball"], eye_centres[0]), (masks["right_eyeball"], eye_centres[1])):
+        distance = np.linalg.norm(neutral[ids] - centre, axis=1)
+        apex = neutral[ids][distance >= np.percentile(distance, 98)].mean(axis=0)
+        axis = (apex - centre) / np.linalg.norm(apex - centre)
+        local = p - centre
+        angle = np.arccos(np.clip(local @ axis / np.maximum(np.linalg.norm(local, axis=-1), 1e-9), -1.0, 1.0))
+        gaze = np.where(flag(ids), angle, gaze)
+    soft_iris = eyeball / (1.0 + np.exp((gaze - 0.42) / 0.025))
+    pupil = eyeball / (1.0 + np.exp((gaze - 0.17) / 0.015))
 
     mouth_c = landmarks[48:60].mean(axis=0)
     mouth_w = 0.5 * np.linalg.norm(landmarks[54] - landmarks[48])

@@ -11,7 +11,7 @@ vertex ``i`` is ``sum_k bary[i, k] * ict_vertex[corners[i, k]]`` for the neutral
 every shape. Vertices of the other parts (and the borders) map one to one.
 
 UVs: ICT spreads them over UDIM tiles (face in tile 0, head and sockets in tile 1, each eyeball
-over tile 0 again); they are packed into one atlas (:data:`ATLAS`). The face and the mouth socket
+over tile 0 again); they are packed into one atlas (:data:`ATLAS`), each eye in its own square. The face and the mouth socket
 are seamless UV charts, so a simplified vertex gets the barycentric mix of its corners' UVs.
 """
 
@@ -24,8 +24,8 @@ import numpy as np
 Range = tuple[int, int]
 
 #: The kept parts, in the order their triangles are written, and the atlas region of each.
-PART_NAMES = ("face", "head_neck", "mouth_socket", "eye_sockets", "eyeballs")
-PART_REGIONS = ("face", "head", "head", "head", "eye")
+PART_NAMES = ("face", "head_neck", "mouth_socket", "eye_sockets", "left_eyeball", "right_eyeball")
+PART_REGIONS = ("face", "head", "head", "head", "left_eye", "right_eye")
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,13 @@ class UpstreamLayout:
         narrow_face_vertices: README's "Narrow face area" (a prefix of the face's vertices).
         head_neck_vertices, mouth_socket_vertices: README's "Head and Neck", "Mouth socket".
         eye_socket_vertices: both eye sockets (left then right, contiguous).
-        left_eyeball_vertices, right_eyeball_vertices: sclera and iris of each eye.
+        left_eyeball_vertices, right_eyeball_vertices: the outer eyeball (README's "Sclera"),
+            which includes the cornea's bulge. ICT's "Iris" is an inner sphere behind that
+            cornea (see-through in ICT's shaders, opaque in a plain renderer): it is left out,
+            and the iris and pupil are painted on the outer eyeball instead.
         face_polygons, head_neck_polygons, mouth_socket_polygons, eye_socket_polygons,
-            eyeball_polygons: the polygon ranges of the kept parts (both eye sockets, both
-            eyeballs each as one range).
+            left_eyeball_polygons, right_eyeball_polygons: the polygon ranges of the kept parts
+            (both eye sockets as one range).
         face_triangles, mouth_socket_triangles: simplification targets, or None.
     """
 
@@ -67,7 +70,8 @@ class UpstreamLayout:
     head_neck_polygons: Range
     mouth_socket_polygons: Range
     eye_socket_polygons: Range
-    eyeball_polygons: Range
+    left_eyeball_polygons: Range
+    right_eyeball_polygons: Range
     face_triangles: int | None
     mouth_socket_triangles: int | None
 
@@ -76,7 +80,7 @@ class UpstreamLayout:
                          "mouth_socket_vertices", "eye_socket_vertices", "left_eyeball_vertices",
                          "right_eyeball_vertices")
         polygon_ranges = ("face_polygons", "head_neck_polygons", "mouth_socket_polygons",
-                          "eye_socket_polygons", "eyeball_polygons")
+                          "eye_socket_polygons", "left_eyeball_polygons", "right_eyeball_polygons")
         for names, limit in ((vertex_ranges, self.n_vertices), (polygon_ranges, self.n_polygons)):
             for field in names:
                 first, end = getattr(self, field)
@@ -91,8 +95,8 @@ class UpstreamLayout:
         """The kept parts as :func:`build_topology` takes them: ``(name, first polygon, end,
         atlas region, simplify to this many triangles or None)``."""
         ranges = (self.face_polygons, self.head_neck_polygons, self.mouth_socket_polygons,
-                  self.eye_socket_polygons, self.eyeball_polygons)
-        targets = (self.face_triangles, None, self.mouth_socket_triangles, None, None)
+                  self.eye_socket_polygons, self.left_eyeball_polygons, self.right_eyeball_polygons)
+        targets = (self.face_triangles, None, self.mouth_socket_triangles, None, None, None)
         return tuple((name, first, end, region, target)
                      for name, (first, end), region, target in zip(PART_NAMES, ranges, PART_REGIONS, targets))
 
@@ -107,13 +111,14 @@ ICT_LIGHT = UpstreamLayout(
     head_neck_vertices=(9409, 11248),
     mouth_socket_vertices=(11248, 13294),
     eye_socket_vertices=(13294, 14062),
-    left_eyeball_vertices=(21451, 23021),
-    right_eyeball_vertices=(23021, 24591),
+    left_eyeball_vertices=(21451, 22221),
+    right_eyeball_vertices=(23021, 23791),
     face_polygons=(0, 9230),
     head_neck_polygons=(9230, 11144),
     mouth_socket_polygons=(11144, 13226),
     eye_socket_polygons=(13226, 14034),
-    eyeball_polygons=(21496, 24692),
+    left_eyeball_polygons=(21496, 22296),
+    right_eyeball_polygons=(23094, 23894),
     face_triangles=7500,
     mouth_socket_triangles=1800,
 )
@@ -122,7 +127,8 @@ ICT_LIGHT = UpstreamLayout(
 PARTS = ICT_LIGHT.parts
 
 #: Where each UV region goes in the packed atlas: (scale, u offset, v offset).
-ATLAS = {"face": (0.64, 0.005, 0.355), "head": (0.34, 0.655, 0.655), "eye": (0.34, 0.655, 0.305)}
+ATLAS = {"face": (0.64, 0.005, 0.355), "head": (0.34, 0.655, 0.655),
+         "left_eye": (0.29, 0.005, 0.005), "right_eye": (0.29, 0.305, 0.005)}
 
 
 @dataclass

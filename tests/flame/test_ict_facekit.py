@@ -295,7 +295,8 @@ def write_checkout(root: Path) -> UpstreamLayout:
         head_neck_polygons=head_neck_polygons,
         mouth_socket_polygons=mouth_polygons,
         eye_socket_polygons=socket_polygons,
-        eyeball_polygons=(left_polygons[0], right_polygons[1]),
+        left_eyeball_polygons=left_polygons,
+        right_eyeball_polygons=right_polygons,
         face_triangles=n_face_tris // 2,
         mouth_socket_triangles=n_mouth_tris // 2,
     )
@@ -336,13 +337,15 @@ def converted(checkout, tmp_path_factory):
 def test_ict_light_layout_is_ict_readme_table():
     assert (ICT_LIGHT.n_vertices, ICT_LIGHT.n_polygons) == (26719, 26384)
     assert ICT_LIGHT.face_vertices == (0, 9409) and ICT_LIGHT.narrow_face_vertices == (0, 6706)
-    assert ICT_LIGHT.left_eyeball_vertices == (21451, 23021) and ICT_LIGHT.right_eyeball_vertices == (23021, 24591)
+    # the outer eyeballs (README's "Sclera" rows); the inner iris spheres are left out
+    assert ICT_LIGHT.left_eyeball_vertices == (21451, 22221) and ICT_LIGHT.right_eyeball_vertices == (23021, 23791)
     assert ICT_LIGHT.parts == (
         ("face", 0, 9230, "face", 7500),
         ("head_neck", 9230, 11144, "head", None),
         ("mouth_socket", 11144, 13226, "head", 1800),
         ("eye_sockets", 13226, 14034, "head", None),
-        ("eyeballs", 21496, 24692, "eye", None),
+        ("left_eyeball", 21496, 22296, "left_eye", None),
+        ("right_eyeball", 23094, 23894, "right_eye", None),
     )
     with pytest.raises(ValueError, match="head_neck_vertices"):
         UpstreamLayout(**{**ICT_LIGHT.__dict__, "head_neck_vertices": (9409, 30000)})
