@@ -4,7 +4,8 @@
     python benchmarks/bench_fit.py --device cuda --batch 1 16 64 256 --backend torch nvdiffrast
     python benchmarks/bench_fit.py --iters 20,80         # a shorter schedule, scaled per step
 
-Inputs are synthetic renders of the model in use (demo head unless data/flame holds FLAME), so
+Inputs are synthetic renders of the model in use (the open model unless data/flame holds FLAME, or
+``--flame-dir``), so
 no detector time is included; detection is timed separately by ``--photos DIR`` (dlib, CPU).
 Prints a table and saves ``benchmarks/results/fit_<device>_<date>.json``.
 """
@@ -75,12 +76,16 @@ def main() -> None:
     parser.add_argument("--iters", default="200,800", help="rigid,full steps (default 200,800)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--photos", type=Path, default=None, help="also time detection+crop on these")
+    parser.add_argument("--flame-dir", type=Path, default=None,
+                        help="a model folder in the FLAME formats (default: the model in use, "
+                             "e.g. the procedural test head's cache to compare against it)")
+    parser.add_argument("--name", default=None, help="suffix of the saved result file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rigid, full = (int(x) for x in args.iters.split(","))
     device = torch.device(args.device)
-    files = select_model()
+    files = select_model(args.flame_dir)
     rows = []
     renders = HeadScene.from_model_files(files)  # the inputs are rendered on the CPU
     for backend in args.backend:
@@ -100,7 +105,7 @@ def main() -> None:
         payload["detection"] = time_detection(args.photos)
         print("detection+crop+skin:", payload["detection"])
     date = payload["machine"]["date"][:10]
-    print("saved", save(f"fit_{device.type}_{date}", payload))
+    print("saved", save(f"fit_{device.type}_{date}" + (f"_{args.name}" if args.name else ""), payload))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,20 @@ IRIS_RGB = np.array([0.38, 0.26, 0.18])
 PUPIL_RGB = np.array([0.03, 0.02, 0.02])
 
 
+def _brow_band(points: np.ndarray, brow: np.ndarray, half_height: float = 0.0032) -> np.ndarray:
+    """A smooth band along the brow polyline ``brow (5, 3)`` (inner to outer, the left side;
+    ``points`` mirrored onto it): Gaussian across, fading out past both ends and behind."""
+    a, b = brow[:-1, :2], brow[1:, :2]  # (S, 2) segments in (x, y)
+    q = points[..., None, :2]  # (H, W, 1, 2)
+    t = np.clip(((q - a) * (b - a)).sum(-1) / ((b - a) ** 2).sum(-1), 0.0, 1.0)
+    distance = np.linalg.norm(q - (a + t[..., None] * (b - a)), axis=-1).min(axis=-1)
+    inner, outer = brow[0, 0], brow[-1, 0]
+    x = points[..., 0]
+    ends = np.clip((x - inner) / 0.004 + 1.0, 0.0, 1.0) * np.clip((outer - x) / 0.006 + 1.0, 0.0, 1.0)
+    front = points[..., 2] > brow[:, 2].min() - 0.015
+    return np.exp(-0.5 * (distance / half_height) ** 2) * ends * front
+
+
 def albedo_model(neutral: np.ndarray, faces: np.ndarray, vt: np.ndarray, ft: np.ndarray,
                  landmarks: np.ndarray, masks: dict[str, np.ndarray], eye_centres: np.ndarray, resolution: int = RESOLUTION) -> tuple[np.ndarray, np.ndarray]:
     """Mean ``(H, W, 3)`` and basis ``(H, W, 3, K)`` in the atlas ``vt``/``ft``.
@@ -73,10 +87,7 @@ def albedo_model(neutral: np.ndarray, faces: np.ndarray, vt: np.ndarray, ft: np.
     mouth_w = 0.5 * np.linalg.norm(landmarks[54] - landmarks[48])
     lip_h = 0.5 * abs(landmarks[51, 1] - landmarks[57, 1])
     lips = skin * bump(p, mouth_c + [0, 0.0005, 0], (mouth_w * 0.85, lip_h * 1.0, 0.02))
-    brows = np.zeros(p.shape[:2])
-    for k in range(22, 27):  # the left brow's points; the mirror covers the right
-        brows = np.maximum(brows, bump(m, lm_m[k] + [0, 0.002, 0], (0.0075, 0.0035, 0.012)))
-    brows = skin * brows
+    brows = skin * _brow_band(m, lm_m[22:27] + [0.0, 0.002, 0.0])
     chin = landmarks[8]
     stubble = skin * np.clip(bump(p, (0.0, (chin[1] + mouth_c[1]) / 2, chin[2] - 0.01), (0.045, 0.025, 0.04))
                              - 0.9 * lips, 0.0, 1.0)
