@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from flamefit.flame.uv_atlas import bump, fill_outside, rasterise_atlas
+from flamefit.flame.uv_atlas import (ALBEDO_COMPONENT_NAMES, bump, fill_outside, named_albedo_basis,
+                                     rasterise_atlas)
 
 RESOLUTION = 256
-COMPONENT_NAMES = (
-    "skin tone (light - dark)", "redness", "yellowness", "lip colour", "brow darkness",
-    "stubble", "cheek blush", "iris hue (brown - blue)", "iris lightness", "sclera tint",
-    "scalp shade", "nose and forehead tone",
-)
+COMPONENT_NAMES = ALBEDO_COMPONENT_NAMES
 SKIN_RGB = np.array([0.78, 0.60, 0.50])
 LIP_RGB = np.array([0.68, 0.40, 0.40])
 MOUTH_RGB = np.array([0.30, 0.12, 0.12])
@@ -107,23 +104,8 @@ def albedo_model(neutral: np.ndarray, faces: np.ndarray, vt: np.ndarray, ft: np.
     eye_f = eyeball.astype(float)[..., None]
     eye_rgb = SCLERA_RGB + soft_iris[..., None] * (IRIS_RGB - SCLERA_RGB) + pupil[..., None] * (PUPIL_RGB - IRIS_RGB)
     mean = mean + eye_f * eye_rgb
-    basis = np.stack(
-        [
-            -0.08 * mean * skin_f,
-            skin_f * [0.035, -0.008, -0.012],
-            skin_f * [0.015, 0.012, -0.03],
-            lips[..., None] * [0.05, -0.025, -0.01],
-            brows[..., None] * [-0.07, -0.06, -0.05],
-            stubble[..., None] * [-0.04, -0.04, -0.035],
-            blush[..., None] * [0.04, -0.015, -0.01],
-            (soft_iris - pupil)[..., None] * [-0.05, 0.0, 0.05],
-            (soft_iris - pupil)[..., None] * [0.055, 0.055, 0.055],
-            (eye_f[..., 0] - soft_iris)[..., None] * [0.01, -0.01, -0.025],
-            scalp[..., None] * [-0.06, -0.055, -0.05],
-            tone[..., None] * [0.03, 0.02, 0.015],
-        ],
-        axis=-1,
-    )
+    basis = named_albedo_basis(mean, skin, lips, brows, stubble, blush, soft_iris - pupil,
+                               eye_f[..., 0] - soft_iris, scalp, tone)
     mean = fill_outside(mean, covered)
     basis = fill_outside(basis, covered)
     return np.clip(mean, 0.0, 1.0).astype(np.float32), basis.astype(np.float32)

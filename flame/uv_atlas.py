@@ -54,3 +54,37 @@ def bump(points: np.ndarray, centre, sigma) -> np.ndarray:
     """Gaussian bump ``exp(-|(points - centre) / sigma|^2 / 2)`` over the last axis."""
     q = (points - np.asarray(centre, dtype=float)) / np.asarray(sigma, dtype=float)
     return np.exp(-0.5 * np.sum(q * q, axis=-1))
+
+
+#: The components of :func:`named_albedo_basis`, in order.
+ALBEDO_COMPONENT_NAMES = (
+    "skin tone (light - dark)", "redness", "yellowness", "lip colour", "brow darkness",
+    "stubble", "cheek blush", "iris hue (brown - blue)", "iris lightness", "sclera tint",
+    "scalp shade", "nose and forehead tone",
+)
+
+
+def named_albedo_basis(mean: np.ndarray, skin: np.ndarray, lips: np.ndarray, brows: np.ndarray,
+                       stubble: np.ndarray, blush: np.ndarray, iris_ring: np.ndarray,
+                       sclera: np.ndarray, scalp: np.ndarray, tone: np.ndarray) -> np.ndarray:
+    """``(H, W, 3, 12)`` RGB change per unit coefficient of each :data:`ALBEDO_COMPONENT_NAMES`
+    component, from ``(H, W)`` region weights (``skin`` 0/1, the others in [0, 1]) and the
+    ``(H, W, 3)`` mean; each small enough that +-3 keeps the albedo plausible."""
+    skin_f = skin.astype(float)[..., None]
+    return np.stack(
+        [
+            -0.08 * mean * skin_f,
+            skin_f * [0.035, -0.008, -0.012],
+            skin_f * [0.015, 0.012, -0.03],
+            lips[..., None] * [0.05, -0.025, -0.01],
+            brows[..., None] * [-0.06, -0.05, -0.045],
+            stubble[..., None] * [-0.04, -0.04, -0.035],
+            blush[..., None] * [0.04, -0.015, -0.01],
+            iris_ring[..., None] * [-0.05, 0.0, 0.05],
+            iris_ring[..., None] * [0.055, 0.055, 0.055],
+            sclera[..., None] * [0.01, -0.01, -0.025],
+            scalp[..., None] * [-0.06, -0.055, -0.05],
+            tone[..., None] * [0.03, 0.02, 0.015],
+        ],
+        axis=-1,
+    )

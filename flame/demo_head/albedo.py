@@ -11,18 +11,15 @@ coefficient, small enough that any one of them within +-3 keeps the albedo plaus
 from __future__ import annotations
 
 import numpy as np
+
 from flamefit.flame.demo_head.anatomy import Anatomy
 from flamefit.flame.demo_head.geometry import HeadLayout
+from flamefit.flame.uv_atlas import ALBEDO_COMPONENT_NAMES, named_albedo_basis, rasterise_atlas
 from flamefit.flame.uv_atlas import bump as _bump
 from flamefit.flame.uv_atlas import fill_outside as _fill_outside
-from flamefit.flame.uv_atlas import rasterise_atlas
 
 RESOLUTION = 256
-COMPONENT_NAMES = (
-    "skin tone (light - dark)", "redness", "yellowness", "lip colour", "brow darkness",
-    "stubble", "cheek blush", "iris hue (brown - blue)", "iris lightness", "sclera tint",
-    "scalp shade", "nose and forehead tone",
-)
+COMPONENT_NAMES = ALBEDO_COMPONENT_NAMES
 SKIN_RGB = np.array([0.80, 0.62, 0.52])
 LIP_RGB = np.array([0.70, 0.42, 0.42])
 SCLERA_RGB = np.array([0.93, 0.91, 0.88])
@@ -62,23 +59,8 @@ def texture_space(
     eye_f = eyeball.astype(float)[..., None]
     eye_rgb = SCLERA_RGB + iris[..., None] * (IRIS_RGB - SCLERA_RGB) + pupil[..., None] * (PUPIL_RGB - IRIS_RGB)
     mean = mean + eye_f * eye_rgb
-    basis = np.stack(
-        [
-            -0.08 * mean * skin_f,
-            skin_f * [0.035, -0.008, -0.012],
-            skin_f * [0.015, 0.012, -0.03],
-            lips[..., None] * [0.05, -0.025, -0.01],
-            brows[..., None] * [-0.06, -0.05, -0.045],
-            stubble[..., None] * [-0.04, -0.04, -0.035],
-            blush[..., None] * [0.04, -0.015, -0.01],
-            (iris - pupil)[..., None] * [-0.05, 0.0, 0.05],
-            (iris - pupil)[..., None] * [0.055, 0.055, 0.055],
-            (eye_f[..., 0] - iris)[..., None] * [0.01, -0.01, -0.025],
-            scalp[..., None] * [-0.06, -0.055, -0.05],
-            tone[..., None] * [0.03, 0.02, 0.015],
-        ],
-        axis=-1,
-    )
+    basis = named_albedo_basis(mean, skin, lips, brows, stubble, blush, iris - pupil,
+                               eye_f[..., 0] - iris, scalp, tone)
     mean = _fill_outside(mean, covered)
     basis = _fill_outside(basis, covered)
     return np.clip(mean, 0.0, 1.0).astype(np.float32), basis.astype(np.float32)
