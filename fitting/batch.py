@@ -240,9 +240,9 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
     with folder_lock(out_dir):
         plan = plan_fit(photos, out_dir, landmarks=options.landmarks, mask=options.mask,
                         init=options.init, overwrite=options.overwrite, on_changed=options.on_changed)
+        paths = {photo.id: photo.path for photo in photos}
         for photo_id in plan.skipped:
-            summary.record(photo_id, next(p.path for p in photos if p.id == photo_id), "skipped",
-                           "done before with this photo")
+            summary.record(photo_id, paths[photo_id], "skipped", "done before with this photo")
         for photo_id, (path, reason) in plan.refused.items():
             summary.record(photo_id, path, "failed", reason)
         files, backend, scene = _load_scene(options, device)

@@ -21,6 +21,7 @@ run of several photos is a usage error, since it would silently apply to all of 
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -117,7 +118,7 @@ def _missing_input_reason(entry: str) -> str:
         try:
             os.stat(path)
         except OSError as error:
-            if error.errno == 40:  # ELOOP
+            if error.errno == errno.ELOOP:
                 return f"{entry}: is a symbolic link loop (it points back to itself); give the real file or folder"
         return f"{entry}: is a symbolic link to {os.readlink(path)!r}, which does not exist"
     return f"{entry}: no such file or folder, and no file matches it as a pattern"
