@@ -93,8 +93,10 @@ def test_perspective_camera_fit(demo_head_dir):
                         FitConfig(rigid_steps=60, full_steps=150))
     assert outcome.status == ["done"]
     assert outcome.landmark_error.item() < 1.0
-    # The camera distance (tz, metres) is found from the landmarks' scale.
-    assert abs(outcome.params.camera[0, 2] - problem.truth.camera[0, 2]).item() < 0.05
+    # The camera distance (tz, metres) is found from the landmarks' scale, up to the size the
+    # identity space can trade for it (the open model's first mode is the head's overall size).
+    truth_tz = problem.truth.camera[0, 2].item()
+    assert abs(outcome.params.camera[0, 2].item() - truth_tz) < 0.1 * truth_tz
     assert face_vertex_error_mm(scene, outcome.params, problem.vertices, align=True).item() < 2.0
 
 
@@ -104,7 +106,10 @@ def test_texture_offset_explains_albedo_outside_the_space(scene):
     problem = synthetic_batch(scene, 1, RESOLUTION, seed=7)
     size = scene.albedo.mean.shape[-1]
     rows = torch.linspace(-1, 1, size)
-    blob = torch.exp(-((rows[:, None] - 0.1) ** 2 + rows[None, :] ** 2) / 0.05)
+    # centred where the nose tip (landmark 30) lies in the UV atlas, so that the photo sees it
+    u, v = scene.vt[scene.ft[scene.flame.static_faces[30 - 17]]].mean(dim=0).tolist()
+    centre_x, centre_y = 2 * u - 1, 2 * (1 - v) - 1
+    blob = torch.exp(-((rows[:, None] - centre_y) ** 2 + (rows[None, :] - centre_x) ** 2) / 0.02)
     offset = torch.stack([0.25 * blob, -0.1 * blob, -0.1 * blob])[None]
     with torch.no_grad():
         rendered = scene.render(problem.truth, RESOLUTION, texture_offset=offset)
