@@ -6,6 +6,11 @@ For each folder: per photo the status, device, backend, landmark error (% of the
 distance), photometric error and seconds; and the medians over the photos fitted. Used by
 ``gpu_checks.sh`` to bring the GPU fits of real photos back as one file, and handy to compare
 two runs (CPU against GPU, one backend against the other) on the same photos.
+
+    python benchmarks/summarize_fits.py out/eval --machine cpu --note "..." --out fits.json
+
+``--machine`` records the machine the fits ran on (run it there, right after the fits: the load
+average is the one at that moment) and ``--note`` a free text, both at the top level.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import statistics
 import sys
 from pathlib import Path
 
-FIELDS = ("status", "fit_status", "device", "backend", "landmark_error_percent_iod", "photometric_error", "seconds")
+FIELDS = ("status", "fit_status", "model", "device", "backend", "landmark_error_percent_iod", "photometric_error",
+          "seconds")
 
 
 def summarize(folder: Path) -> dict:
@@ -37,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", type=Path, nargs="+", help="flamefit fit output folders")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default: print only)")
+    parser.add_argument("--machine", metavar="DEVICE", default=None,
+                        help="also record this machine (benchmarks/_common.machine) for DEVICE, e.g. cpu")
+    parser.add_argument("--note", default=None, help="free text saved as 'note'")
     args = parser.parse_args(argv)
     summaries = {folder.name: summarize(folder) for folder in args.folders}
     for name, summary in summaries.items():
@@ -46,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         for photo, fields in summary["photos"].items():
             print(f"  {photo:<48} {fields['status']:<7} {fields['landmark_error_percent_iod']!s:>8.6} % IOD  "
                   f"photometric {fields['photometric_error']!s:.6}")
+    if args.machine:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _common import machine
+        summaries["machine"] = machine(args.machine)
+    if args.note:
+        summaries["note"] = args.note
     if args.out:
         args.out.write_text(json.dumps(summaries, indent=2))
         print("saved", args.out)
