@@ -245,6 +245,9 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
             summary.record(photo_id, paths[photo_id], "skipped", "done before with this photo")
         for photo_id, (path, reason) in plan.refused.items():
             summary.record(photo_id, path, "failed", reason)
+        if not plan.todo:  # a rerun with everything done: no model to load
+            write_summary_csv(out_dir / SUMMARY_FILE, summary.rows)
+            return summary
         files, backend, scene = _load_scene(options, device)
         config = FitConfig(resolution=options.resolution, rigid_steps=options.rigid_steps,
                            full_steps=options.full_steps, texture_offset=options.texture_offset)
