@@ -4,7 +4,7 @@
     python demos/fit_one_photo.py me.jpg --out results
     python demos/fit_one_photo.py --quick          # a few steps: checks the set-up, not a good fit
 
-Uses FLAME when data/flame/ holds it, the open demo head otherwise. Each photo gets a folder
+Uses FLAME when data/flame/ holds it, the open ICT-FaceKit model otherwise. Each photo gets a folder
 OUT/<name>/ with mesh.obj (+ .mtl, .png albedo), params.npz, camera.npz, overlay.png, sheet.png
 and report.json (see README.md).
 """

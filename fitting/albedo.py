@@ -41,7 +41,7 @@ class AlbedoModel(nn.Module):
             raise ModelFileError(path, f"its UV layout has {space.ft.shape[0]} faces but the model in use "
                                        f"({model}) has {ft.shape[0]}; use a texture space built for this "
                                        "model, or pick the model it was built for with --flame-dir or "
-                                       "--demo-head")
+                                       "--open-model")
 
     @classmethod
     def from_texture_space(

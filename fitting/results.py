@@ -61,9 +61,6 @@ LANDMARK_KEYS = ("detected", "fitted", "detected_crop", "fitted_crop")
 STATUS_DONE, STATUS_FAILED = "done", "failed"
 SUMMARY_COLUMNS = ("id", "input", "status", "reason", "seconds", "landmark_error_percent_iod")
 
-# Kept for readers of the previous name.
-REPORT_NAME = REPORT_FILE
-
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes (read in 1 MiB chunks)."""

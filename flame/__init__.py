@@ -1,7 +1,7 @@
-"""FLAME head model: file loaders, the LBS layer, landmark embeddings, texture spaces and the
-project's open demo head.
+"""FLAME head model: file loaders, the LBS layer, landmark embeddings, texture spaces, the
+converter of the open ICT-FaceKit model (shipped in ``open_model/``) and the procedural test head.
 
-The public names are imported lazily (see :mod:`flamefit.flame.lazy`).
+The public names are imported lazily (see :func:`flamefit.utils.lazy_getattr`).
 """
 
 from __future__ import annotations

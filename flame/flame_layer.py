@@ -109,7 +109,7 @@ def _expand_pose(pose: torch.Tensor, n_joints: int) -> torch.Tensor:
 
 
 class FLAME(nn.Module):
-    """FLAME head model (or the open demo head, which has the same format).
+    """FLAME head model (or any model in its format: the open ICT-FaceKit model, the test head).
 
     Buffers hold the model arrays as tensors; the module has no trainable parameters, so fitting
     code owns the shape, expression and pose tensors it optimises.
@@ -294,7 +294,7 @@ class FLAME(nn.Module):
         return values
 
     def extra_repr(self) -> str:
-        kind = "open demo head" if self.is_demo else "FLAME"
+        kind = "procedural test head" if self.is_demo else "FLAME"
         return (
             f"{kind}: {self.v_template.shape[0]} vertices, {self.faces.shape[0]} faces, "
             f"n_shape={self.n_shape}, n_expression={self.n_expression}, "

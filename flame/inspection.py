@@ -36,7 +36,7 @@ def describe_model(path: Path) -> list[str]:
     from flamefit.flame.model_file import load_flame_model
 
     model = load_flame_model(path)
-    kind = "open demo head (NOT FLAME)" if model.is_demo else "FLAME-format model"
+    kind = "procedural test head (NOT FLAME)" if model.is_demo else "FLAME-format model"
     lines = [
         f"{kind}: {model.n_vertices} vertices, {model.n_faces} faces, {model.n_joints} joints",
         f"  identity components    {model.n_shape}",

@@ -2,7 +2,7 @@
 
 Loaders in :mod:`flamefit.flame` return these; :class:`flamefit.flame.FLAME` consumes them. Everything here is
 numpy, in FLAME's model space (metres, y up, +z toward the viewer), so the containers can be
-built from the real FLAME files, from the converted ``.npz`` form or from the open demo head.
+built from the real FLAME files, from the converted ``.npz`` form, the open model or the procedural test head.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class FlameModelData:
         parents: ``(J,)`` int64 kinematic parents, ``parents[0] == -1``. FLAME's joints are
             global (root), neck, jaw, left eye, right eye: parents ``[-1, 0, 1, 1, 1]``.
         source: path (or description) of the file the arrays came from.
-        is_demo: True for the project's open demo head, False for a real FLAME file.
+        is_demo: True for the procedural test head (a test fixture), False otherwise.
         extras: anything else the file held that the layer does not need (``J``,
             ``bs_style``, ``bs_type``, ``model_name`` ...), kept for ``flamefit inspect``.
     """

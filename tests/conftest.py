@@ -1,4 +1,4 @@
-"""Shared fixtures: the open demo head, generated once per test session into a temp cache."""
+"""Shared fixtures: the procedural test head (a FLAME-format test fixture), generated once per test session into a temp cache."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def flame_like_dir(demo_head_dir, tmp_path):
 def test_inspect_demo_head(demo_head_dir, capsys):
     assert main(["inspect", str(demo_head_dir)]) == 0
     text = capsys.readouterr().out
-    assert "open demo head (NOT FLAME)" in text
+    assert "procedural test head (NOT FLAME)" in text
     assert "identity components    100" in text and "expression components  50" in text
     assert "dynamic contour table  79 yaw rows x 17 points" in text
     assert "albedo space: 256x256 texels" in text
