@@ -55,7 +55,7 @@ def write_fit_outputs(
         overlay_resolution: crop-frame render size for the overlay on the photo.
         frames: ``(R, R, 3)`` uint8 renders of the fit's progress, written as ``progress.gif``.
     """
-    from flamefit.renderer.export import save_obj
+    from flamefit.renderer.export import save_glb, save_obj
     from flamefit.renderer.visualize import draw_landmarks, make_sheet, shape_image, to_uint8
     from flamefit.renderer.visualize import overlay as blend
     from flamefit.fitting.parameters import FitParameters, save_parameters
@@ -77,8 +77,10 @@ def write_fit_outputs(
         crop_render = scene.render(params, resolution, texture_offset=offset)
         shape = shape_image(vertices, scene.camera(params, resolution), scene.flame.faces)
     faces = scene.flame.faces.cpu().numpy()
-    save_obj(folder / results.MESH_FILE, vertices[0].cpu().numpy(), faces, scene.vt.cpu().numpy(),
-             scene.ft.cpu().numpy(), texture=to_uint8(albedo[0].clamp(0, 1)))
+    mesh_arrays = dict(vertices=vertices[0].cpu().numpy(), faces=faces, vt=scene.vt.cpu().numpy(),
+                       ft=scene.ft.cpu().numpy(), texture=to_uint8(albedo[0].clamp(0, 1)))
+    save_obj(folder / results.MESH_FILE, **mesh_arrays)
+    save_glb(folder / results.MESH_GLB_FILE, **mesh_arrays)
 
     camera = opencv_camera(scene.camera(params, resolution), 0, item)
     write_npz(folder / results.CAMERA_FILE, **camera, image_size=np.array(item.image.original_size))

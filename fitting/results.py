@@ -9,6 +9,7 @@ file                   content
 ``params.npz``         :data:`PARAM_KEYS` (one photo's, no batch axis) + ``camera_type``,
                        ``resolution`` (the crop side the camera refers to)
 ``mesh.obj``           the head in model space (metres) + ``mesh.mtl`` + ``mesh.png`` albedo
+``mesh.glb``           the same head and albedo in one self-contained binary glTF (y up, metres)
 ``camera.npz``         OpenCV ``K (3,3)``, ``R (3,3)``, ``t (3,)`` for the original photo's
                        pixels, ``image_size (H, W)``
 ``landmarks.npz``      ``detected``, ``fitted`` ``(68, 2)`` original-photo pixel indices;
@@ -44,6 +45,7 @@ REPORT_SCHEMA_VERSION = 1
 
 PARAMS_FILE = "params.npz"
 MESH_FILE = "mesh.obj"
+MESH_GLB_FILE = "mesh.glb"
 CAMERA_FILE = "camera.npz"
 LANDMARKS_FILE = "landmarks.npz"
 OVERLAY_FILE = "overlay.png"

@@ -134,6 +134,18 @@ def save_ply(path, vertices, faces, vertex_colors=None) -> Path:
     return atomic_write_bytes(path, data)
 
 
+def _albedo_material(image):
+    """A glTF PBR material that shows ``image`` (a PIL image or None) as it is: base colour
+    factor white (trimesh's default 0.4 grey would darken the texture in every viewer),
+    not metallic (glTF's default metallic 1 renders near-black without an environment map),
+    fully rough (the albedo holds no specular)."""
+    import trimesh
+
+    return trimesh.visual.material.PBRMaterial(
+        name="albedo", baseColorTexture=image, baseColorFactor=[255, 255, 255, 255],
+        metallicFactor=0.0, roughnessFactor=1.0)
+
+
 def save_glb(path, vertices, faces, vt=None, ft=None, texture=None) -> Path:
     """Write a binary glTF (GLB) via trimesh, with the albedo texture embedded.
 
@@ -143,7 +155,11 @@ def save_glb(path, vertices, faces, vt=None, ft=None, texture=None) -> Path:
     Args:
         path: target ``.glb``. vertices: ``(V, 3)`` model space. faces: ``(F, 3)``.
         vt, ft: OBJ texture coordinates and per-corner indices (optional).
-        texture: ``(Ht, Wt, 3)`` RGB uint8 or float in [0, 1] (optional; needs vt/ft).
+        texture: ``(Ht, Wt, 3)`` RGB uint8 or float in [0, 1] (optional; needs vt/ft), embedded
+            as PNG in the file (self-contained).
+
+    The material is white, non-metallic and fully rough, so viewers (three.js, Blender) show
+    the albedo unchanged.
     """
     import trimesh
     from PIL import Image
@@ -160,12 +176,12 @@ def save_glb(path, vertices, faces, vt=None, ft=None, texture=None) -> Path:
         image = None
         if texture is not None:
             image = Image.open(io.BytesIO(_texture_png_bytes(texture)))
-        material = trimesh.visual.material.SimpleMaterial(image=image) if image is not None else None
-        visual = trimesh.visual.TextureVisuals(uv=uv, image=image, material=material)
+        visual = trimesh.visual.TextureVisuals(uv=uv, material=_albedo_material(image))
         mesh = trimesh.Trimesh(mesh_vertices, mesh_faces, visual=visual, process=False)
     else:
         if texture is not None:
             raise ValueError("a texture needs vt and ft")
         mesh = trimesh.Trimesh(vertices, faces, process=False)
+        mesh.visual.material = _albedo_material(None)
     data = trimesh.exchange.gltf.export_glb(trimesh.Scene(mesh))
     return atomic_write_bytes(path, data)

@@ -14,7 +14,7 @@ from flamefit.fitting.batch import FitOptions, fit_images
 
 pytestmark = pytest.mark.slow  # every test runs `flamefit fit` end to end (detection, fit, outputs)
 
-EXPECTED_OUTPUTS = {"params.npz", "mesh.obj", "mesh.mtl", "mesh.png", "camera.npz",
+EXPECTED_OUTPUTS = {"params.npz", "mesh.obj", "mesh.mtl", "mesh.png", "mesh.glb", "camera.npz",
                     "landmarks.npz", "overlay.png", "sheet.png", "report.json"}
 
 
@@ -70,6 +70,12 @@ def test_cli_writes_every_output_and_fits_landmarks(astronaut_fit):
 
     mesh = trimesh.load(folder / "mesh.obj", process=False)
     assert len(mesh.faces) > 5000
+    # mesh.glb: the same head, its albedo embedded (self-contained)
+    glb = list(trimesh.load(folder / "mesh.glb").geometry.values())
+    assert len(glb) == 1 and len(glb[0].faces) == len(mesh.faces)
+    np.testing.assert_allclose(glb[0].bounds, mesh.bounds, atol=1e-6)
+    embedded = np.asarray(glb[0].visual.material.baseColorTexture.convert("RGB"))
+    np.testing.assert_array_equal(embedded, np.asarray(Image.open(folder / "mesh.png").convert("RGB")))
 
 
 def test_camera_reproduces_fitted_landmarks_in_the_original_photo(astronaut_fit):

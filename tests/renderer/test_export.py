@@ -54,6 +54,19 @@ def test_glb_round_trips_with_uvs(tmp_path):
     np.testing.assert_allclose(loaded.visual.uv[loaded.faces], vt[ft], atol=1e-6)
 
 
+def test_glb_is_self_contained_with_a_white_non_metallic_material(tmp_path):
+    """The texture is embedded in the GLB (nothing next to it) and shown unchanged: base colour
+    factor white, metallic 0 (trimesh's 0.4 grey or glTF's metallic 1 make heads render dark)."""
+    v, f, vt, ft, texture = mesh()
+    path = save_glb(tmp_path / "m.glb", v, f, vt, ft, texture)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.glb"]
+    loaded = list(trimesh.load(path).geometry.values())[0]
+    material = loaded.visual.material
+    np.testing.assert_array_equal(np.asarray(material.baseColorTexture.convert("RGB")), texture)
+    np.testing.assert_allclose(np.asarray(material.baseColorFactor, float)[:3], 255)
+    assert material.metallicFactor == 0.0 and material.roughnessFactor == 1.0
+
+
 def test_overlay_and_landmarks_and_sheet():
     render, photo = torch.ones(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
     alpha = torch.zeros(1, 1, 4, 4)
