@@ -27,6 +27,7 @@ _EXPORTS = {
     "crop_image": "flamefit.fitting.crop",
     "skin_probability": "flamefit.fitting.skin_mask",
     "run_demo": "flamefit.fitting.demo",
+    "evaluate_results": "flamefit.fitting.evaluation",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,8 +1,8 @@
-"""The fitting subcommands of ``flamefit``: ``fit`` and ``demo``.
+"""The fitting subcommands of ``flamefit``: ``fit``, ``demo`` and ``evaluate``.
 
 :func:`register` adds them to the ``flamefit`` parser (:mod:`flamefit.cli`); each is a thin
-wrapper over :func:`flamefit.fitting.batch.fit_images` and
-:func:`flamefit.fitting.demo.run_demo`. Defaults come from
+wrapper over :func:`flamefit.fitting.batch.fit_images`, :func:`flamefit.fitting.demo.run_demo`
+and :func:`flamefit.fitting.evaluation.evaluate_results`. Defaults come from
 :class:`flamefit.fitting.options.FitOptions`.
 """
 
@@ -56,9 +56,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary.fitted and not summary.failed else 1
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from flamefit.fitting.evaluation import EVALUATED, evaluate_results
+
+    evaluation = evaluate_results(args.results, args.truth, args.out, pts_one_based=args.pts_one_based)
+    for record in evaluation.records:  # each image not evaluated, once, with its reason
+        if record.status != EVALUATED:
+            print(f"{record.status}: {record.id}: {record.message}")
+    print(evaluation.table())
+    print(f"wrote {', '.join(str(p) for p in evaluation.files)}")
+    return 0 if evaluation.complete else 1
+
+
 def register(subparsers, shared) -> None:
-    """Add ``fit`` and ``demo`` to ``flamefit``'s subparsers (``shared``: the option groups of
-    :class:`flamefit.cli.SharedOptions`)."""
+    """Add ``fit``, ``demo`` and ``evaluate`` to ``flamefit``'s subparsers (``shared``: the
+    option groups of :class:`flamefit.cli.SharedOptions`)."""
     d = FitOptions()
     fit = subparsers.add_parser(
         "fit", help="fit photos (files, folders, globs)",
@@ -120,3 +132,31 @@ def register(subparsers, shared) -> None:
                       help="output folder (default: out/demo)")
     shared.model(demo)
     demo.set_defaults(func=cmd_demo)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="landmark error of fit results against ground-truth annotations",
+        description="Measure the 68 detected and fitted landmarks of every result in RESULTS "
+                    "against ground truth: NME in % of the inter-ocular distance (outer eye "
+                    "corners 36-45, 300-W) and of the box size (sqrt(w*h) of the truth's "
+                    "bounding box, AFLW2000-3D), and the fit's own residuals (fitted vs detected) "
+                    "per region. Truth files are TRUTH/<id>.npy|.pts|.txt|.mat (<id>: the "
+                    "result's photo id, e.g. 00000/00001), else the one file named after the "
+                    "photo's stem anywhere under TRUTH. Formats: .npy (68,2|3), iBUG .pts, .txt "
+                    "(68 'x y' lines or 136 numbers), AFLW2000-3D .mat (pt3d_68, 3x68). Writes "
+                    "per_image.csv, summary.json (means, medians, failure rates at 8 and 10 %, "
+                    "AUC up to 8 %) and ced.png, and prints a table.",
+        epilog="Exit status: 0 every result evaluated, 1 some were not (no truth file, a bad "
+               "truth file, a failed fit: each named, the rest evaluated and written), 2 bad "
+               "usage (RESULTS or TRUTH not a folder, no results, no truth file matching any).",
+    )
+    evaluate.add_argument("results", type=Path, metavar="RESULTS",
+                          help="the --out folder of a `flamefit fit` run")
+    evaluate.add_argument("--truth", type=Path, required=True, metavar="TRUTH",
+                          help="folder of ground-truth 68-point files (searched recursively)")
+    evaluate.add_argument("--out", type=Path, default=None, metavar="DIR",
+                          help="where the outputs go (default RESULTS/evaluation)")
+    evaluate.add_argument("--pts-one-based", action=argparse.BooleanOptionalAction, default=True,
+                          help=".pts coordinates count pixels from 1, as 300-W's do: subtract 1 "
+                               "to get 0-based pixel indices like flamefit's (default: yes; "
+                               "other formats are always read as 0-based)")
+    evaluate.set_defaults(func=cmd_evaluate)

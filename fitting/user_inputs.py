@@ -16,6 +16,12 @@ they belong to, from
       ...
       }
 
+  300-W's ``.pts`` files count pixels from 1 (the centre of the top-left pixel is ``(1, 1)``);
+  ``load_landmarks(..., pts_one_based=True)`` subtracts 1 to give the toolkit's 0-based pixel
+  indices (``flamefit evaluate`` does by default); the default ``False`` reads them unchanged;
+* ``.mat``: AFLW2000-3D's annotation, whose ``pt3d_68`` variable is ``(3, 68)`` (rows x, y, z;
+  x and y are read unchanged, z is dropped); read with ``scipy.io.loadmat``.
+
 Masks: an image file (any format ``load_image`` reads, 0/255, 0/1 or grayscale) or a ``.npy``
 array, returned as ``(H, W) float32`` in [0, 1] that must match the photo's size.
 """
@@ -34,13 +40,22 @@ from flamefit.flame.landmark_sets import N_LANDMARKS
 OUTSIDE_TOLERANCE = 0.1
 
 
-def load_landmarks(path: str | Path, image_size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read 68 user landmarks from a ``.npy``, ``.txt``/``.csv`` or ``.pts`` file.
+#: The suffixes :func:`load_landmarks` reads.
+LANDMARK_SUFFIXES = (".npy", ".pts", ".txt", ".csv", ".lmk", ".dat", ".mat")
+#: The variable of an AFLW2000-3D ``.mat`` file holding its 68 points, ``(3, 68)``.
+MAT_LANDMARKS_KEY = "pt3d_68"
+
+
+def load_landmarks(path: str | Path, image_size: tuple[int, int] | None = None,
+                   pts_one_based: bool = False) -> np.ndarray:
+    """Read 68 user landmarks from a ``.npy``, ``.txt``/``.csv``, ``.pts`` or ``.mat`` file.
 
     Args:
         path: the file.
         image_size: ``(H, W)`` of the photo the points belong to; when given, points far outside
             it (beyond ``OUTSIDE_TOLERANCE``) are refused.
+        pts_one_based: a ``.pts`` file counts pixels from 1 (300-W's convention): subtract 1.
+            Other formats are always read as 0-based pixel indices.
 
     Returns:
         ``(68, 2) float64`` (x, y) pixels in image space.
@@ -57,14 +72,18 @@ def load_landmarks(path: str | Path, image_size: tuple[int, int] | None = None) 
             points = np.load(path, allow_pickle=False)
         elif suffix == ".pts":
             points = _read_pts(path)
+            if pts_one_based:
+                points = points - np.where(np.arange(points.shape[-1]) < 2, 1.0, 0.0)
         elif suffix in (".txt", ".csv", ".lmk", ".dat"):
             points = _read_text_points(path.read_text(encoding="utf-8", errors="replace"), path)
+        elif suffix == ".mat":
+            points = _read_mat(path)
         else:
             raise BadLandmarksError(path, f"unknown landmark format {suffix!r}; "
-                                          "use .npy, .txt or .pts")
+                                          "use .npy, .txt, .pts or .mat")
     except BadLandmarksError:
         raise
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, NotImplementedError) as error:
         raise BadLandmarksError(path, f"cannot read landmarks ({error}); expected 68 x y pairs"
                                 ) from None
     return check_landmarks(points, image_size=image_size, path=path)
@@ -205,6 +224,25 @@ def _read_pts(path: Path) -> np.ndarray:
                 raise BadLandmarksError(path, f"header says n_points: {int(value)} but the file "
                                               f"holds {len(points)} points")
     return points
+
+
+def _read_mat(path: Path) -> np.ndarray:
+    """The ``(68, 3)`` points of an AFLW2000-3D ``.mat`` file (its ``pt3d_68``, transposed)."""
+    from scipy.io import loadmat
+
+    layout = f"expected AFLW2000-3D's {MAT_LANDMARKS_KEY!r} variable of shape (3, 68) (x, y, z rows)"
+    try:
+        data = loadmat(path)
+    except Exception as error:  # MatReadError, struct.error, ...: not a MATLAB file
+        raise BadLandmarksError(path, f"cannot read the .mat file ({error}); {layout}") from None
+    if MAT_LANDMARKS_KEY not in data:
+        names = sorted(k for k in data if not k.startswith("__"))
+        raise BadLandmarksError(path, f"no {MAT_LANDMARKS_KEY!r} variable (it holds "
+                                      f"{', '.join(names) or 'nothing'}); {layout}")
+    points = np.asarray(data[MAT_LANDMARKS_KEY])
+    if points.ndim != 2 or points.shape[0] not in (2, 3) or points.shape[1] != N_LANDMARKS:
+        raise BadLandmarksError(path, f"{MAT_LANDMARKS_KEY!r} has shape {points.shape}; {layout}")
+    return points.T
 
 
 def _read_text_points(text: str, path: Path) -> np.ndarray:

@@ -4,6 +4,7 @@
     flamefit convert SRC DST          FLAME pickle -> plain .npz (loads without pickle)
     flamefit fit INPUT... --out DIR   fit photos (files, folders, globs)
     flamefit demo [--out DIR]         the main job on the embedded default
+    flamefit evaluate RESULTS --truth DIR   landmark NME of fit results against annotations
     flamefit build-texture-space IMAGES... --out DIR    an albedo PCA space from many fits
     flamefit sample-texture-space FILE --out DIR        look at an albedo space
 
