@@ -7,9 +7,10 @@
     flamefit evaluate RESULTS --truth DIR   landmark NME of fit results against annotations
     flamefit build-texture-space IMAGES... --out DIR    an albedo PCA space from many fits
     flamefit sample-texture-space FILE --out DIR        look at an albedo space
+    flamefit serve [--port 8000]      the web page: upload, watch the fit, view, download
 
 Each package registers its own subcommands (``flamefit.flame.commands``,
-``flamefit.fitting.commands``, ``flamefit.texture_space.commands``): ``register(subparsers,
+``flamefit.fitting.commands``, ``flamefit.texture_space.commands``, ``flamefit.web.commands``): ``register(subparsers,
 shared)`` adds them with the option groups of :class:`SharedOptions`, which this module owns
 and passes down (so no package imports the command line). Choices come from the packages'
 torch-free ``choices`` modules and defaults from their options dataclasses; building the parser
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     from flamefit.fitting import commands as fitting_commands
     from flamefit.flame import commands as flame_commands
     from flamefit.texture_space import commands as texture_space_commands
+    from flamefit.web import commands as web_commands
 
     parser = ArgumentParser(
         prog="flamefit",
@@ -150,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flamefit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     shared = SharedOptions()
-    for package in (flame_commands, fitting_commands, texture_space_commands):
+    for package in (flame_commands, fitting_commands, texture_space_commands, web_commands):
         package.register(sub, shared)
     return parser
 

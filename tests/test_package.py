@@ -18,6 +18,8 @@ LAYERS = {
     "renderer": {"utils", "flame", "renderer"},
     "fitting": {"utils", "flame", "renderer", "fitting"},
     "texture_space": {"utils", "flame", "renderer", "fitting", "texture_space"},
+    # the web page: the top layer (it may use every layer below; none may import it)
+    "web": {"utils", "flame", "renderer", "fitting", "texture_space", "web"},
 }
 
 
@@ -34,7 +36,7 @@ def flamefit_imports(path: Path) -> set[str]:
             parts = name.split(".")
             if parts[0] == "flamefit" and len(parts) > 1:
                 found.add(parts[1])
-    return found & {"utils", "flame", "renderer", "fitting", "texture_space", "cli"}
+    return found & {"utils", "flame", "renderer", "fitting", "texture_space", "web", "cli"}
 
 
 def test_one_top_level_import_name():
@@ -46,7 +48,7 @@ def test_one_top_level_import_name():
 
 def test_generic_names_are_not_importable_from_elsewhere(tmp_path):
     code = ("import importlib.util, sys; "
-            "print([n for n in ('flame', 'renderer', 'fitting', 'texture_space') "
+            "print([n for n in ('flame', 'renderer', 'fitting', 'texture_space', 'web') "
             "if importlib.util.find_spec(n) is not None])")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -68,9 +70,11 @@ def test_utils_import_no_layer():
 
 def test_help_imports_no_torch():
     code = ("import sys\nfrom flamefit.cli import main\n"
-            "for command in ([], ['fit'], ['build-texture-space'], ['convert-ict']):\n"
+            "for command in ([], ['fit'], ['build-texture-space'], ['convert-ict'], ['serve']):\n"
             "    main(command + ['--help'])\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')")
+            "heavy = [m for m in ('torch', 'fastapi', 'uvicorn') if m in sys.modules]\n"
+            "print('IMPORTED ' + ' '.join(heavy) if heavy else 'NO TORCH')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "NO TORCH"
     assert "--changed-photos" in out.stdout and "--open-model" in out.stdout
+    assert "--max-upload-mb" in out.stdout and "--workers" in out.stdout
