@@ -8,8 +8,9 @@ parameters) goes to the :class:`flamefit.web.jobs.JobStore` as it happens; the r
 ordinary result folder of :func:`flamefit.fitting.outputs.write_fit_outputs` plus
 ``viewer.json`` (:data:`VIEWER_FILE`) with the landmarks the page draws.
 
-Face detection for an upload (:meth:`FitService.detect`) runs on the request's thread, serialised
-by a lock, so the page can ask which face to fit before anything is queued.
+Face detection for an upload (:meth:`FitService.detect`) runs on the request's thread, so the
+page can ask which face to fit before anything is queued. Every detection, the workers' included,
+holds one lock: the detectors (MediaPipe's LiteRT interpreters, dlib's) are not thread-safe.
 """
 
 from __future__ import annotations
@@ -222,8 +223,9 @@ class FitService:
                 continue
             photo = self.store.folder(job_id) / job.photo
             try:
-                item = prepare_image(photo, job_id, resolution=options.resolution,
-                                     detector=options.detector, face_index=job.face or 0)
+                with self._detect_lock:  # the detectors (LiteRT interpreters, dlib) are not thread-safe
+                    item = prepare_image(photo, job_id, resolution=options.resolution,
+                                         detector=options.detector, face_index=job.face or 0)
             except (InputError, ValueError, OSError) as error:
                 self._fail(job_id, plain_input_error(error))
                 continue
