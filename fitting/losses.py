@@ -30,6 +30,30 @@ def landmark_loss(
     return (distance * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-8)
 
 
+def robust_landmark_loss(
+    predicted: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """Weighted robust distance between landmark sets (for many points, some of them wild).
+
+    Each point costs ``rho(d) = d^2 / (d^2 + scale^2) * scale``: like a squared error below
+    ``scale`` and bounded above it, so a few points on a hand or a microphone over the mouth
+    (the detector's guess there) pull little.
+
+    Args:
+        predicted: ``(B, K, 2)`` fitted points, normalised crop coordinates.
+        target: ``(B, K, 2)`` detected points, same space (any value where the weight is 0).
+        weights: ``(B, K)`` per-point weights (0 ignores a point).
+        scale: distance (normalised crop units) at which a point's influence peaks.
+
+    Returns:
+        ``(B,)`` weighted mean cost per image (0 for an image with no weighted point).
+    """
+    target = torch.where(weights[..., None] > 0, target, predicted.detach())
+    distance2 = (predicted - target).pow(2).sum(dim=-1)
+    cost = scale * distance2 / (distance2 + scale**2)
+    return (cost * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-8)
+
+
 def robust_photometric_loss(
     rendered: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, scale: float = 0.1
 ) -> torch.Tensor:

@@ -26,6 +26,7 @@ from flamefit.fitting.losses import (
     gaussian_prior,
     landmark_loss,
     photometric_error,
+    robust_landmark_loss,
     robust_photometric_loss,
     smoothness_loss,
 )
@@ -38,6 +39,12 @@ from flamefit.flame.pose_layout import EYES, GLOBAL, N_POSE, NECK_AND_JAW
 @dataclass
 class FitConfig:
     """Schedule and weights of a fit.
+
+    Dense points (MediaPipe's, when the detector gives them and the scene has an embedding) add
+    a robust term (:func:`flamefit.fitting.losses.robust_landmark_loss`, ``dense_scale`` in
+    normalised crop units, ~5 % of the inter-ocular distance at 224²) weighted per region
+    (``dense_region_weights``; the irises move the eye pose, whose prior is then weaker) and by
+    each point's calibration precision ``(1 / (0.5 + spread))^2``.
 
     The schedule follows the reference implementation (Adam, 200 rigid + 800 full steps at
     224²). The photometric weight is lower than the reference's 8 because our robust term is
@@ -54,6 +61,10 @@ class FitConfig:
     rigid_lr: float = 0.01
     full_lr: float = 0.005
     landmark_weight: float = 1.0
+    dense_weight: float = 1.0
+    dense_scale: float = 0.05
+    dense_region_weights: tuple[tuple[str, float], ...] = (
+        ("face", 0.5), ("brows", 1.0), ("eyes", 1.0), ("irises", 1.0), ("nose", 1.0), ("lips", 1.0))
     photometric_weight: float = 2.0
     photometric_scale: float = 0.1
     shape_prior: float = 5e-4
@@ -61,6 +72,7 @@ class FitConfig:
     texture_prior: float = 1e-4
     pose_prior: float = 1e-3
     eye_pose_prior: float = 0.1
+    eye_pose_prior_with_irises: float = 0.01
     texture_offset: bool = False
     offset_lr: float = 0.005
     offset_smoothness: float = 10.0
@@ -80,6 +92,7 @@ class FitOutcome:
         losses: per stage name, ``(B,)`` best total loss.
         landmarks: ``(B, 68, 2)`` fitted landmarks, crop pixels.
         landmark_error: ``(B,)`` mean distance to the targets in crop pixels.
+        dense: ``(B, K, 2)`` fitted embedded dense points, crop pixels (None without them).
         photometric_error: ``(B,)`` masked mean absolute RGB error in [0, 1].
         steps: per stage, steps actually run (early stop when every image converged).
     """
@@ -92,6 +105,7 @@ class FitOutcome:
     landmark_error: torch.Tensor | None = None
     photometric_error: torch.Tensor | None = None
     steps: dict[str, int] = field(default_factory=dict)
+    dense: torch.Tensor | None = None
 
 
 @dataclass
@@ -250,6 +264,7 @@ def fit_batch(
     config: FitConfig,
     init: FitParameters | None = None,
     progress: Callable[[FitStep], None] | None = None,
+    dense_px: torch.Tensor | None = None,
 ) -> FitOutcome:
     """Fit the head to B image crops.
 
@@ -264,6 +279,8 @@ def fit_batch(
             the camera is then estimated from the landmarks.
         progress: called with a :class:`FitStep` after each step (progress bars, snapshots
             for ``progress.gif``); it must not change the parameters.
+        dense_px: ``(B, 478, 2)`` MediaPipe's points in crop pixels (NaN rows for images
+            without them), used when the scene has a dense embedding; or None.
 
     Deterministic: nothing in the fit is random, and it touches no global random state.
 
@@ -282,10 +299,23 @@ def fit_batch(
     target = normalised(landmarks_px, resolution)
     status = ["done"] * batch
     outcome = FitOutcome(params=params, texture_offset=None, status=status)
+    dense = _dense_targets(scene, dense_px, config, resolution)
+    eye_pose_prior = config.eye_pose_prior
+    if dense is not None and bool((dense[1] * (scene.dense_regions == _IRISES)).sum() > 0):
+        eye_pose_prior = config.eye_pose_prior_with_irises
 
     def rigid_objective(p: FitParameters, _offset) -> torch.Tensor:
-        predicted = normalised(scene.landmarks_px(p, resolution), resolution)
-        return config.landmark_weight * landmark_loss(predicted[:, INNER], target[:, INNER])
+        if dense is None:
+            predicted = normalised(scene.landmarks_px(p, resolution), resolution)
+            return config.landmark_weight * landmark_loss(predicted[:, INNER], target[:, INNER])
+        out = scene.flame(shape=p.shape, expression=p.expression, pose=p.pose)
+        camera = scene.camera(p, resolution)
+        predicted = normalised(camera.project(out.landmarks)[..., :2], resolution)
+        loss = config.landmark_weight * landmark_loss(predicted[:, INNER], target[:, INNER])
+        points = normalised(camera.project(scene.dense_points(out.vertices))[..., :2], resolution)
+        rigid_weights = dense[1] * (scene.dense_regions != _IRISES)  # the eyes cannot turn yet
+        return loss + config.dense_weight * robust_landmark_loss(points, dense[0], rigid_weights,
+                                                                 config.dense_scale)
 
     # Stage 1 moves only the global rotation (first 3 pose values) and the camera; Adam leaves
     # entries whose gradient is always zero exactly where they are.
@@ -310,13 +340,16 @@ def fit_batch(
         predicted = normalised(rendered.landmarks_px, resolution)
         mask = rendered.face_mask * skin
         loss = config.landmark_weight * landmark_loss(predicted, target)
+        if dense is not None:
+            loss = loss + config.dense_weight * robust_landmark_loss(
+                normalised(rendered.dense_px, resolution), dense[0], dense[1], config.dense_scale)
         loss = loss + config.photometric_weight * robust_photometric_loss(
             rendered.image, images, mask, config.photometric_scale)
         loss = loss + config.shape_prior * gaussian_prior(p.shape)
         loss = loss + config.expression_prior * gaussian_prior(p.expression)
         loss = loss + config.texture_prior * gaussian_prior(p.texture)
         loss = loss + config.pose_prior * gaussian_prior(p.pose[:, NECK_AND_JAW])
-        loss = loss + config.eye_pose_prior * gaussian_prior(p.pose[:, EYES])
+        loss = loss + eye_pose_prior * gaussian_prior(p.pose[:, EYES])
         if off is not None:
             loss = loss + config.offset_smoothness * smoothness_loss(off)
             loss = loss + config.offset_magnitude * off.pow(2).flatten(1).mean(dim=1)
@@ -343,10 +376,33 @@ def fit_batch(
     with torch.no_grad():
         rendered = scene.render(final, resolution, texture_offset=outcome.texture_offset)
         outcome.landmarks = rendered.landmarks_px
+        outcome.dense = rendered.dense_px if dense is not None else None
         outcome.landmark_error = (rendered.landmarks_px - landmarks_px).norm(dim=-1).mean(dim=1)
         outcome.photometric_error = photometric_error(rendered.image, images,
                                                       rendered.face_mask * skin)
     return outcome
+
+
+_IRISES = 3  # index of "irises" in flamefit.fitting.dense_embedding.REGIONS
+
+
+def _dense_targets(scene: HeadScene, dense_px: torch.Tensor | None, config: FitConfig,
+                   resolution: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The embedded points' targets ``(B, K, 2)`` (normalised crop coordinates) and weights
+    ``(B, K)`` (region x precision, 0 where missing), or None when there are none."""
+    if dense_px is None or scene.dense_embedding is None or not torch.isfinite(dense_px).any():
+        return None
+    from flamefit.fitting.dense_embedding import REGIONS
+
+    assert REGIONS[_IRISES] == "irises"
+    targets = dense_px[:, scene.dense_ids]  # (B, K, 2)
+    present = torch.isfinite(targets).all(dim=-1)
+    by_region = dict(config.dense_region_weights)
+    region_weight = torch.tensor([by_region.get(name, 1.0) for name in REGIONS],
+                                 device=targets.device)[scene.dense_regions]
+    precision = (1.0 / (0.5 + scene.dense_spread)) ** 2
+    weights = present * (region_weight * precision / precision.mean())[None]
+    return normalised(torch.nan_to_num(targets), resolution), weights
 
 
 def _mark_diverged(status: list[str], tracker: _Tracker, stage: str) -> None:

@@ -90,8 +90,9 @@ def write_fit_outputs(
     fitted_crop = screen_to_index(fitted_screen)
     fitted = item.image.to_original(item.transform.to_image(fitted_crop))
     detected = item.image.to_original(item.landmarks)
+    dense_arrays, dense_report = _dense_outputs(item, index, outcome, scene)
     write_npz(folder / results.LANDMARKS_FILE, detected=detected, fitted=fitted,
-             detected_crop=item.landmarks_crop, fitted_crop=fitted_crop)
+              detected_crop=item.landmarks_crop, fitted_crop=fitted_crop, **dense_arrays)
 
     # Overlay on the (possibly downscaled) photo: the fitted face region (the rest of the head is
     # unconstrained by the photo: its light and albedo are extrapolated), rendered in a frame
@@ -132,6 +133,7 @@ def write_fit_outputs(
     report.update({
         "landmark_error_px_crop": lmk_error,
         "landmark_error_percent_iod": 100.0 * lmk_error / max(iod, 1e-6),
+        **dense_report,
         "photometric_error": float(outcome.photometric_error[index]),
         "losses": {stage: float(v[index]) for stage, v in outcome.losses.items()},
         "steps": dict(outcome.steps),
@@ -144,3 +146,28 @@ def write_fit_outputs(
     results.write_report(folder, report)
 
 
+
+
+def _dense_outputs(item: PreparedImage, index: int, outcome, scene) -> tuple[dict, dict]:
+    """``landmarks.npz`` arrays and ``report.json`` fields of the dense (MediaPipe) points:
+    ``detected_dense (478, 2)`` and ``fitted_dense (478, 2)`` (NaN for points the fit does not
+    use) in the original photo's pixels, ``dense_used (478,)`` bool; the report gets their
+    median residual in % of the inter-ocular distance and the embedding's figures."""
+    if item.dense is None:
+        return {}, {}
+    detected = item.image.to_original(item.dense)
+    fitted = np.full_like(detected, np.nan)
+    used = np.zeros(len(detected), bool)
+    report: dict = {}
+    if outcome.dense is not None and scene.dense_embedding is not None:
+        ids = scene.dense_ids.cpu().numpy()
+        fitted_crop = screen_to_index(outcome.dense[index].detach().cpu().double().numpy())
+        fitted[ids] = item.image.to_original(item.transform.to_image(fitted_crop))
+        used[ids] = True
+        residual = np.linalg.norm(fitted_crop - item.dense_crop[ids], axis=1)
+        iod = inter_ocular_distance(item.landmarks_crop)
+        report = {"dense_landmarks": {
+            "points_detected": int(len(detected)), "points_fitted": int(used.sum()),
+            "median_error_percent_iod": round(100.0 * float(np.median(residual)) / max(iod, 1e-6), 3),
+            "embedding": scene.dense_embedding.summary()}}
+    return {"detected_dense": detected, "fitted_dense": fitted, "dense_used": used}, report

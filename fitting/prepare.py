@@ -38,6 +38,9 @@ class PreparedImage:
         notes: human-readable notes (conversions, several faces, ...).
         init: initial parameter values from ``--init`` (see
             :func:`flamefit.fitting.parameters.load_initialisation`), or None.
+        dense: ``(478, 2)`` MediaPipe's points in ``image.rgb`` pixels (``--detector
+            mediapipe``), or None.
+        dense_crop: the same in crop pixels, or None.
     """
 
     name: str
@@ -51,11 +54,18 @@ class PreparedImage:
     n_faces: int
     notes: list[str] = field(default_factory=list)
     init: dict[str, np.ndarray] | None = None
+    dense: np.ndarray | None = None
+    dense_crop: np.ndarray | None = None
 
     @property
     def landmarks_screen(self) -> np.ndarray:
         """``(68, 2)`` landmarks in the renderer's crop screen coordinates (centres at +0.5)."""
         return index_to_screen(self.landmarks_crop)
+
+    @property
+    def dense_screen(self) -> np.ndarray | None:
+        """``(478, 2)`` dense points in crop screen coordinates, or None."""
+        return None if self.dense_crop is None else index_to_screen(self.dense_crop)
 
 
 def prepare_image(
@@ -76,7 +86,7 @@ def prepare_image(
         resolution: crop side in pixels.
         landmarks_path: user landmarks (68 x 2 pixels of the original photo) instead of detection.
         mask_path: user mask (same size as the photo): multiplies the photometric weight.
-        detector: ``"auto"``, ``"dlib"`` or ``"fan"``.
+        detector: a name of :data:`flamefit.fitting.choices.DETECTORS`.
         face_index: which face when several are found (0 = largest).
         max_side: larger photos are downscaled to this long side (results map back).
 
@@ -91,12 +101,14 @@ def prepare_image(
     notes = list(image.notes)
     height, width = image.rgb.shape[:2]
     original_hw = tuple(image.original_size)
+    dense = None
     if landmarks_path is not None:
         landmarks = image.from_original(load_landmarks(landmarks_path, image_size=original_hw))
         source, n_faces = "user file", 1
     else:
         detection = detect_face(image.rgb, detector=detector, face_index=face_index, path=path)
         landmarks, source, n_faces = detection.landmarks, detection.detector, detection.n_faces
+        dense = detection.dense
         notes += detection.notes
     crop, transform = crop_image(image.rgb, landmarks, resolution=resolution)
     landmarks_crop = transform.to_crop(landmarks)
@@ -118,5 +130,6 @@ def prepare_image(
     return PreparedImage(
         name=name, image=image, landmarks=landmarks, crop=crop, transform=transform,
         landmarks_crop=landmarks_crop, skin=weight.astype(np.float32), source=source,
-        n_faces=n_faces, notes=notes,
+        n_faces=n_faces, notes=notes, dense=dense,
+        dense_crop=None if dense is None else transform.to_crop(dense),
     )

@@ -13,7 +13,10 @@ file                   content
 ``camera.npz``         OpenCV ``K (3,3)``, ``R (3,3)``, ``t (3,)`` for the original photo's
                        pixels, ``image_size (H, W)``
 ``landmarks.npz``      ``detected``, ``fitted`` ``(68, 2)`` original-photo pixel indices;
-                       ``detected_crop``, ``fitted_crop`` the same in crop pixel indices
+                       ``detected_crop``, ``fitted_crop`` the same in crop pixel indices;
+                       with MediaPipe's points also ``detected_dense``, ``fitted_dense``
+                       ``(478, 2)`` original-photo pixels (fitted NaN where unused) and
+                       ``dense_used (478,)`` bool
 ``overlay.png``        the render over the photo
 ``sheet.png``          input · landmarks · render · shape · overlay
 ``progress.gif``       optional: the full stage's progress
@@ -59,6 +62,7 @@ LOCK_FILE = ".flamefit.lock"
 PARAM_KEYS = ("shape", "expression", "pose", "texture", "light", "camera")
 CAMERA_KEYS = ("K", "R", "t", "image_size")
 LANDMARK_KEYS = ("detected", "fitted", "detected_crop", "fitted_crop")
+DENSE_LANDMARK_KEYS = ("detected_dense", "fitted_dense", "dense_used")
 
 STATUS_DONE, STATUS_FAILED = "done", "failed"
 SUMMARY_COLUMNS = ("id", "input", "status", "reason", "seconds", "landmark_error_percent_iod")

@@ -38,6 +38,8 @@ class SceneRender:
         face_mask: ``(B, 1, R, R)`` coverage of the face region (the photometric term's area).
         landmarks_px: ``(B, 68, 2)`` the 68 fitting landmarks in crop pixels.
         vertices: ``(B, V, 3)`` posed vertices, model space.
+        dense_px: ``(B, K, 2)`` the embedded MediaPipe points in crop pixels, or None when the
+            scene has no dense embedding (:meth:`HeadScene.set_dense_embedding`).
     """
 
     image: torch.Tensor
@@ -45,6 +47,7 @@ class SceneRender:
     face_mask: torch.Tensor
     landmarks_px: torch.Tensor
     vertices: torch.Tensor
+    dense_px: torch.Tensor | None = None
 
 
 class HeadScene(nn.Module):
@@ -82,6 +85,8 @@ class HeadScene(nn.Module):
         self.register_buffer("face_region", region)
         self.backend = backend
         self.description = description
+        self.model_file: Path | None = None
+        self.dense_embedding = None
         # The head is a closed surface seen from outside: back faces are never visible, and
         # skipping them saves ~10 % of the render time.
         self.cull_backfaces = cull_backfaces
@@ -146,8 +151,42 @@ class HeadScene(nn.Module):
         if files.masks is not None:
             masks = load_vertex_masks(files.masks, n_vertices=model.n_vertices)
             face_region = masks.get("face")
-        return cls(layer, albedo, uv.vt, uv.ft, face_region, camera=camera, backend=backend,
-                   description=files.describe())
+        scene = cls(layer, albedo, uv.vt, uv.ft, face_region, camera=camera, backend=backend,
+                    description=files.describe())
+        scene.model_file = Path(files.model)
+        return scene
+
+    # -- dense landmarks -----------------------------------------------------------------------
+    def set_dense_embedding(self, embedding) -> None:
+        """Use a :class:`flamefit.fitting.dense_embedding.DenseEmbedding` (MediaPipe's points on
+        this model) for :attr:`SceneRender.dense_px` and :meth:`dense_px`; None removes it.
+
+        Buffers: ``dense_faces (K,)``, ``dense_bary (K, 3)``, ``dense_ids (K,)`` (into the 478),
+        ``dense_regions (K,)`` (into :data:`flamefit.fitting.dense_embedding.REGIONS`),
+        ``dense_spread (K,)`` (px of a 224² render)."""
+        self.dense_embedding = embedding
+        device = self.vt.device
+        if embedding is None:
+            for name in ("dense_faces", "dense_bary", "dense_ids", "dense_regions", "dense_spread"):
+                self._buffers.pop(name, None)
+            return
+        self.register_buffer("dense_faces", torch.as_tensor(embedding.faces, dtype=torch.long, device=device))
+        self.register_buffer("dense_bary", torch.as_tensor(embedding.bary, dtype=torch.float32, device=device))
+        self.register_buffer("dense_ids", torch.as_tensor(embedding.point_ids, dtype=torch.long, device=device))
+        self.register_buffer("dense_regions", torch.as_tensor(embedding.regions, dtype=torch.long, device=device))
+        spread = embedding.spread_px[embedding.point_ids]
+        self.register_buffer("dense_spread", torch.as_tensor(spread, dtype=torch.float32, device=device))
+
+    def dense_points(self, vertices: torch.Tensor) -> torch.Tensor:
+        """``(B, K, 3)`` the embedded dense points on posed ``vertices (B, V, 3)``, model space."""
+        from flamefit.flame.flame_layer import points_on_mesh
+
+        return points_on_mesh(vertices, self.flame.faces, self.dense_faces, self.dense_bary)
+
+    def dense_px(self, params: FitParameters, resolution: int) -> torch.Tensor:
+        """``(B, K, 2)`` the embedded dense points in crop pixels."""
+        vertices = self.flame(shape=params.shape, expression=params.expression, pose=params.pose).vertices
+        return self.camera(params, resolution).project(self.dense_points(vertices))[..., :2]
 
     # -- cameras -------------------------------------------------------------------------------
     @property
@@ -215,4 +254,6 @@ class HeadScene(nn.Module):
             face_mask=face_mask,
             landmarks_px=camera.project(out.landmarks)[..., :2],
             vertices=out.vertices,
+            dense_px=None if self.dense_embedding is None
+            else camera.project(self.dense_points(out.vertices))[..., :2],
         )

@@ -125,8 +125,8 @@ class SharedOptions:
     @staticmethod
     def detector(parser: argparse.ArgumentParser, default: str) -> None:
         parser.add_argument("--detector", choices=DETECTORS, default=default,
-                            help=f"face/landmark detector (default {default}: dlib HOG with its "
-                                 f"CNN as fallback)")
+                            help=f"face/landmark detector (default {default}: mediapipe's 478 "
+                                 f"points when flamefit[mediapipe] is installed, else dlib's 68)")
 
     @staticmethod
     def camera(parser: argparse.ArgumentParser, default: str) -> None:

@@ -19,7 +19,15 @@ def astronaut() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def astronaut_detection(astronaut):
-    return detect.detect_face(astronaut)
+    return detect.detect_face(astronaut, detector="dlib")
+
+
+def _detectors() -> list:
+    """dlib always; mediapipe when its interpreter is installed."""
+    from flamefit.fitting.mediapipe_detect import litert_available
+
+    return ["dlib", pytest.param("mediapipe", marks=pytest.mark.skipif(
+        not litert_available(), reason="ai-edge-litert is not installed (flamefit[mediapipe])"))]
 
 
 def _check_face_layout(landmarks: np.ndarray, box: np.ndarray) -> None:
@@ -61,37 +69,41 @@ def test_cnn_fallback_with_box_correction(astronaut, astronaut_detection):
     assert error < 0.1 * inter_ocular
 
 
-def test_blank_and_noise_images_have_no_face(monkeypatch):
+@pytest.mark.parametrize("detector", _detectors())
+def test_blank_and_noise_images_have_no_face(monkeypatch, detector):
     # Keep the test fast: make the CNN fallback run on a small copy.
     monkeypatch.setattr(detect, "CNN_WORK_SIDE", 160)
     with pytest.raises(NoFaceError, match="no face found"):
-        detect.detect_face(np.full((160, 160, 3), 128, np.uint8))
+        detect.detect_face(np.full((160, 160, 3), 128, np.uint8), detector=detector)
     noise = np.random.default_rng(0).integers(0, 256, (160, 160, 3), dtype=np.uint8)
     with pytest.raises(NoFaceError):
-        detect.detect_face(noise)
+        detect.detect_face(noise, detector=detector)
 
 
-def test_face_too_small(astronaut):
+@pytest.mark.parametrize("detector", _detectors())
+def test_face_too_small(astronaut, detector):
     with pytest.raises(FaceTooSmallError, match="px across"):
-        detect.detect_face(astronaut, min_face_size=200)
+        detect.detect_face(astronaut, min_face_size=200, detector=detector)
 
 
-def test_face_index_beyond_faces(astronaut):
+@pytest.mark.parametrize("detector", _detectors())
+def test_face_index_beyond_faces(astronaut, detector):
     with pytest.raises(NoFaceError, match="only 1 face found"):
-        detect.detect_face(astronaut, face_index=1)
+        detect.detect_face(astronaut, face_index=1, detector=detector)
 
 
-def test_two_faces_fits_the_largest():
+@pytest.mark.parametrize("detector", _detectors())
+def test_two_faces_fits_the_largest(detector):
     from flamefit.fitting.detect import _resize
 
     face = skimage_data.astronaut()[40:220, 130:310]  # one face, about 90 px wide
     canvas = np.full((290, 500, 3), 200, np.uint8)
     canvas[10:280, 10:280] = _resize(face, 1.5)  # about 135 px wide
     canvas[50:230, 310:490] = face[:, ::-1]
-    found = detect.detect_face(canvas)
+    found = detect.detect_face(canvas, detector=detector)
     assert found.n_faces == 2 and "2 faces found, fitting the largest" in found.notes
     assert found.box[2] < 290
-    second = detect.detect_face(canvas, face_index=1)
+    second = detect.detect_face(canvas, face_index=1, detector=detector)
     assert second.box[0] > 300
     _check_face_layout(second.landmarks, second.box)
 

@@ -165,3 +165,33 @@ def test_smoothness_loss_gradient_is_finite_and_pulls_toward_the_neighbours():
     # the same from dy
     assert grad[1, 1].item() == pytest.approx(2 * (4.0 / 6.0))
     assert grad[0, 1].item() < 0 and grad[1, 0].item() < 0 and grad[0, 0].item() == 0.0
+
+
+def test_robust_landmark_loss_by_hand_and_bounded():
+    from flamefit.fitting.losses import robust_landmark_loss
+
+    predicted = torch.zeros(1, 3, 2)
+    target = torch.tensor([[[0.03, 0.04], [10.0, 0.0], [5.0, 5.0]]])
+    weights = torch.tensor([[1.0, 1.0, 0.0]])
+    scale = 0.05
+    value = robust_landmark_loss(predicted, target, weights, scale)
+    near = scale * 0.05**2 / (0.05**2 + scale**2)  # distance 0.05 -> half of the scale
+    far = scale * 100.0 / (100.0 + scale**2)  # a wild point costs at most `scale`
+    assert torch.allclose(value, torch.tensor([(near + far) / 2]))
+    # a wild point barely pulls: its gradient is tiny next to a near point's
+    predicted.requires_grad_(True)
+    robust_landmark_loss(predicted, target, weights, scale).sum().backward()
+    assert predicted.grad[0, 1].norm() < 0.01 * predicted.grad[0, 0].norm()
+    assert torch.all(predicted.grad[0, 2] == 0)  # weight 0: ignored
+
+
+def test_robust_landmark_loss_ignores_nan_targets_with_zero_weight():
+    from flamefit.fitting.losses import robust_landmark_loss
+
+    predicted = torch.zeros(2, 2, 2, requires_grad=True)
+    target = torch.tensor([[[float("nan"), 0.0], [0.1, 0.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    weights = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
+    value = robust_landmark_loss(predicted, torch.nan_to_num(target), weights, 0.05)
+    value.sum().backward()
+    assert torch.isfinite(value).all() and value[1] == 0
+    assert torch.isfinite(predicted.grad).all()
