@@ -207,12 +207,18 @@ def mediapipe_faces(rgb: np.ndarray, path: str | Path | None = None) -> list[Det
     faces = []
     for region, score in zip(regions, scores):
         found = mp.dense_landmarks(rgb, region)
+        face_notes = list(notes)
         if found.presence < mp.MIN_PRESENCE:
-            continue
+            # The mesh network doubts steep profiles (presence ~0.02 at 90 degrees of yaw) while
+            # BlazeFace still sees them well: trust a confident detection, and say so.
+            if not (candidates and score >= mp.CONFIDENT_DETECTION and found.presence >= mp.MIN_PROFILE_PRESENCE):
+                continue
+            face_notes.append(f"the face mesh is unsure of this face (presence {found.presence:.2f}, "
+                              f"detection {score:.2f}): a steep profile? its points are less accurate")
         landmarks = mp.snap_contour_to_outline(mp.ibug68_from_dense(found.points), found.points)
         box = np.concatenate([found.points.min(axis=0), found.points.max(axis=0)])
         faces.append(Detection(box=box, landmarks=landmarks, score=float(min(score, found.presence)),
-                               detector=name, n_faces=0, notes=list(notes), dense=found.points))
+                               detector=name, n_faces=0, notes=face_notes, dense=found.points))
     if not faces:
         raise NoFaceError(path, "no face found; use a photo where the face is visible and at "
                                 "least 60 px wide, or pass landmarks")

@@ -56,8 +56,13 @@ MERGE_IOU = 0.3
 FACE_REGION_SCALE = 1.5
 #: Eye region side as a multiple of the eye-corner distance.
 EYE_REGION_SCALE = 2.3
-#: Meshes whose face-presence probability is below this are not faces.
+#: Meshes whose face-presence probability is below this are not faces ...
 MIN_PRESENCE = 0.5
+#: ... unless BlazeFace found the face with at least this confidence and the presence is at
+#: least :data:`MIN_PROFILE_PRESENCE`: the mesh network doubts steep profiles (~0.02 at 90
+#: degrees of yaw on renders of the open model) that BlazeFace finds at ~0.8.
+CONFIDENT_DETECTION = 0.7
+MIN_PROFILE_PRESENCE = 0.005
 #: Face-mesh passes: the first in the region from the detection, the others in the region the
 #: previous mesh spans.
 MESH_PASSES = 2
