@@ -216,6 +216,10 @@ def create_app(options: ServeOptions | None = None, start_workers: bool = True) 
                 faces = await run_in_threadpool(service.detect, photo)
             except ValueError as problem:  # InputError and its kinds are ValueErrors
                 raise UploadError(422, plain_input_error(problem)) from None
+            except Exception as failure:  # noqa: BLE001 - a detector's own failure: said, logged
+                log.exception("face detection failed")
+                raise UploadError(500, f"The server could not look for faces in this photo "
+                                       f"({type(failure).__name__}); try again or use another photo.") from None
         except UploadError as refused:
             store.discard(job_id)
             return error(refused.status, refused.message)

@@ -81,14 +81,17 @@ export class HeadViewer {
   /** Put the camera in front of the head (+z), the whole head in view; remembered for reset. */
   frame() {
     const box = new THREE.Box3().setFromObject(this.head);
-    const sphere = box.getBoundingSphere(new THREE.Sphere());
-    const distance = (sphere.radius / Math.sin(THREE.MathUtils.degToRad(FOV_DEGREES / 2))) * 1.02;
+    const size = box.getSize(new THREE.Vector3());
+    const center = box.getCenter(new THREE.Vector3());
+    // the box's front face fills the view with a 6 % margin
+    const tan = Math.tan(THREE.MathUtils.degToRad(FOV_DEGREES / 2));
+    const distance = 1.06 * Math.max(size.y / (2 * tan), size.x / (2 * tan * this.camera.aspect)) + size.z / 2;
     this.camera.near = distance / 100;
     this.camera.far = distance * 10;
-    this.camera.position.set(sphere.center.x, sphere.center.y, sphere.center.z + distance);
+    this.camera.position.set(center.x, center.y, center.z + distance);
     this.camera.updateProjectionMatrix();
-    this.controls.target.copy(sphere.center);
-    this.controls.minDistance = sphere.radius * 0.5;
+    this.controls.target.copy(center);
+    this.controls.minDistance = size.length() * 0.25;
     this.controls.maxDistance = distance * 4;
     this.controls.update();
     this.controls.saveState();
