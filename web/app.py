@@ -211,9 +211,9 @@ def create_app(options: ServeOptions | None = None, start_workers: bool = True) 
                 raise UploadError(415, describe_refused(head))
             photo = folder / f"photo{kind.suffix}"
             (folder / "upload").rename(photo)
-            width, height = check_dimensions(photo, options.max_pixels)
+            check_dimensions(photo, options.max_pixels)
             try:
-                faces = await run_in_threadpool(service.detect, photo)
+                faces, (width, height) = await run_in_threadpool(service.detect, photo)
             except ValueError as problem:  # InputError and its kinds are ValueErrors
                 raise UploadError(422, plain_input_error(problem)) from None
             except Exception as failure:  # noqa: BLE001 - a detector's own failure: said, logged

@@ -150,9 +150,10 @@ class FitService:
 
     # -- detection (request thread) -----------------------------------------------------------
 
-    def detect(self, photo: Path) -> list[dict]:
+    def detect(self, photo: Path) -> tuple[list[dict], list[int]]:
         """Faces in the photo, largest first, as ``{"box": [x0, y0, x1, y1]}`` in the photo's
-        pixels.
+        pixels as a viewer shows it (EXIF orientation applied), and that photo's ``[width,
+        height]``.
 
         Raises:
             flamefit.fitting.errors.InputError: unreadable photo, no face (see
@@ -168,7 +169,8 @@ class FitService:
         for face in faces:
             corners = image.to_original(np.asarray(face.box, dtype=np.float64).reshape(2, 2))
             boxes.append({"box": [round(float(v), 1) for v in corners.reshape(-1)]})
-        return boxes
+        height, width = image.original_size
+        return boxes, [int(width), int(height)]
 
     # -- workers ------------------------------------------------------------------------------
 

@@ -155,3 +155,26 @@ def test_a_full_queue_refuses_uploads_with_503(tmp_path, astronaut_png):
         busy = client.post("/api/jobs", content=astronaut_png)
     assert busy.status_code == 503 and "busy" in busy.json()["error"]
     assert len(list((tmp_path / "jobs").iterdir())) == 1
+
+
+def test_face_boxes_and_size_are_those_of_the_photo_as_shown(client):
+    """A phone photo stored sideways with EXIF orientation 6: the boxes the page draws are in
+    the upright photo's pixels, and so is the size."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    upright = np.full((700, 512, 3), 235, np.uint8)
+    upright[94:606] = data.astronaut()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright))).save(buffer, format="JPEG", exif=exif, quality=92)
+    answer = client.post("/api/jobs", content=buffer.getvalue())
+    assert answer.status_code == 201, answer.text
+    job = answer.json()
+    assert job["image_size"] == [512, 700] and job["media_type"] == "image/jpeg"
+    x0, y0, x1, y1 = job["faces"][0]["box"]
+    assert 150 < x0 < x1 < 300 and 94 + 50 < y0 < y1 < 94 + 200  # the astronaut's face, upright
