@@ -142,3 +142,32 @@ def test_an_oversized_upload_is_refused_before_it_is_sent_whole(tmp_path):
     assert sent < total / 4
     if answer:
         assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
+
+
+def test_queued_photos_are_fitted_in_one_batch(tmp_path, astronaut_png, monkeypatch):
+    """With --batch-size 2 (what a GPU gets by default: 8), the photos waiting in the queue go
+    through the optimiser together."""
+    from fastapi.testclient import TestClient
+
+    import flamefit.fitting.batch as batch
+    from flamefit.web.app import create_app
+
+    sizes = []
+    real = batch.fit_prepared
+
+    def spy(scene, items, *args, **kwargs):
+        sizes.append(len(items))
+        return real(scene, items, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "fit_prepared", spy)
+    app = create_app(quick_options(tmp_path, batch_size=2), start_workers=False)
+    with TestClient(app) as client:
+        ids = [client.post("/api/jobs", content=astronaut_png).json()["id"] for _ in range(2)]
+        app.state.service.start()
+        deadline = time.time() + TIMEOUT
+        while time.time() < deadline and any(
+                client.get(f"/api/jobs/{i}").json()["state"] not in ("done", "failed") for i in ids):
+            time.sleep(0.2)
+        states = [client.get(f"/api/jobs/{i}").json() for i in ids]
+    assert [s["state"] for s in states] == ["done", "done"], [s["error"] for s in states]
+    assert sizes == [2]
