@@ -269,8 +269,11 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
         files, backend, scene = _load_scene(options, device)
         config = FitConfig(resolution=options.resolution, rigid_steps=options.rigid_steps,
                            full_steps=options.full_steps, texture_offset=options.texture_offset)
+        from flamefit.fitting.detect import resolve_detector
+
         context = {"model": files.describe(), "device": str(device), "backend": backend,
-                   "camera": options.camera, "resolution": options.resolution}
+                   "camera": options.camera, "resolution": options.resolution,
+                   "detector": resolve_detector(options.detector)}
         bar = tqdm(total=len(plan.todo), desc="photos", unit="photo", disable=not show_progress)
         try:
             for start in range(0, len(plan.todo), options.batch_size):

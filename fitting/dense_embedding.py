@@ -26,6 +26,7 @@ nearby dense points, least-squares fitted to the model's own 68 landmarks over t
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -268,7 +269,8 @@ def calibrate(scene, model_sha256: str, n_identities: int = 8, seed: int = 0,
         for v, (triangles, bary) in enumerate(hits):
             use = voters[v] & (triangles >= 0)
             votes[v, use] = np.einsum("nk,nkc->nc", bary[use], template[faces[triangles[use]]])
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # points never seen in any view stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
             median = np.nanmedian(votes, axis=0)  # (478, 3)
         valid = np.isfinite(median).all(axis=1)
         snapped, point_faces = closest_surface_points(template, faces, np.where(valid[:, None], median, 0.0))
@@ -280,7 +282,8 @@ def calibrate(scene, model_sha256: str, n_identities: int = 8, seed: int = 0,
 
     # 4. reprojection spread (px of a 224² render) over the views where a point is visible
     spread = np.where(visible, distance * (REPORT_SIZE / RENDER_SIZE), np.nan)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         median_spread = np.nanmedian(spread, axis=0)
     kept = np.flatnonzero(valid & np.isfinite(median_spread) & (median_spread <= MAX_SPREAD_PX))
 

@@ -390,7 +390,8 @@ def _dense_targets(scene: HeadScene, dense_px: torch.Tensor | None, config: FitC
                    resolution: int) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The embedded points' targets ``(B, K, 2)`` (normalised crop coordinates) and weights
     ``(B, K)`` (region x precision, 0 where missing), or None when there are none."""
-    if dense_px is None or scene.dense_embedding is None or not torch.isfinite(dense_px).any():
+    if (dense_px is None or scene.dense_embedding is None or len(scene.dense_embedding.point_ids) == 0
+            or not torch.isfinite(dense_px).any()):
         return None
     from flamefit.fitting.dense_embedding import REGIONS
 

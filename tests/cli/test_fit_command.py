@@ -63,6 +63,22 @@ def test_cli_writes_every_output_and_fits_landmarks(astronaut_fit):
     assert rep["landmark_error_percent_iod"] < 5.0
     with np.load(folder / "landmarks.npz") as lmk:
         assert lmk["detected"].shape == (68, 2) and lmk["fitted"].shape == (68, 2)
+    from flamefit.fitting.mediapipe_detect import litert_available
+
+    if litert_available():  # --detector auto: MediaPipe's 478 points, fitted with the 68
+        assert rep["detector"] == "mediapipe" and rep["landmarks_source"] == "mediapipe"
+        dense = rep["dense_landmarks"]
+        assert dense["points_detected"] == 478 and dense["points_fitted"] > 150
+        assert dense["median_error_percent_iod"] < 5.0
+        with np.load(folder / "landmarks.npz") as lmk:
+            used = lmk["dense_used"]
+            assert lmk["detected_dense"].shape == lmk["fitted_dense"].shape == (478, 2)
+            assert used.sum() == dense["points_fitted"]
+            assert np.isfinite(lmk["fitted_dense"][used]).all() and np.isnan(lmk["fitted_dense"][~used]).all()
+            gap = np.linalg.norm(lmk["fitted_dense"][used] - lmk["detected_dense"][used], axis=1)
+            assert np.median(gap) < 3.0  # px of the 512² photo; the face is ~90 px wide
+    else:
+        assert rep["detector"] == "dlib" and "dense_landmarks" not in rep
     with np.load(folder / "params.npz") as params:
         assert params["pose"].shape == (15,) and params["light"].shape == (9, 3)
         assert params["camera"].shape == (3,)
