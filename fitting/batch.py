@@ -84,20 +84,21 @@ class FitInterrupted(KeyboardInterrupt):
 
 def prepare_photo(photo: PlannedPhoto, scene, options: FitOptions) -> PreparedImage:
     """Step 2 for one photo: :func:`flamefit.fitting.prepare.prepare_image` plus its ``--init``
-    values (``item.init``), checked against the scene.
+    values (``item.init``): another tool's output read unchanged and placed in this photo's crop
+    (:mod:`flamefit.fitting.regressor_outputs`), with notes saying what was found and used.
 
     Raises:
         InputError: anything wrong with the photo or one of its per-photo files, in one line.
     """
-    from flamefit.fitting.parameters import load_initialisation
+    from flamefit.fitting.regressor_outputs import initial_values, read_regressor_output
 
     item = prepare_image(photo.path, photo.id, resolution=options.resolution,
                          landmarks_path=photo.landmarks, mask_path=photo.mask,
                          detector=options.detector, face_index=options.face_index)
     if photo.init is not None:
         try:
-            values = load_initialisation(photo.init, scene.flame.n_shape, scene.flame.n_expression,
-                                         scene.albedo.n_components)
+            output = read_regressor_output(photo.init, frame=photo.id)
+            values, notes = initial_values(output, item, scene, options.resolution)
         except ValueError as error:
             raise InputError(None, f"--init: {error}") from None
         camera = values.get("camera")
@@ -106,26 +107,36 @@ def prepare_photo(photo: PlannedPhoto, scene, options: FitOptions) -> PreparedIm
             raise InputError(photo.init, f"--init: its camera has {camera.shape[0]} values but the "
                                          f"{scene.camera_type} camera needs {n_camera}")
         item.init = values
+        item.notes.extend(notes)
     if photo.note:
         item.notes.append(photo.note)
     return item
 
 
-def _initial_parameters(scene, items: list[PreparedImage], resolution: int, device):
-    """Parameters from the items' ``--init`` values, or None when none has any (zero start and
-    a camera from the landmarks, inside :func:`flamefit.fitting.optimizer.fit_batch`)."""
-    if not any(item.init for item in items):
+def _initial_parameters(scene, items: list[PreparedImage], resolution: int, device,
+                        shape_start=None):
+    """Parameters from the items' ``--init`` values (and ``shape_start``, the ``--shape-prior``
+    shape, where an item's has no shape), or None when there are none (zero start and a camera
+    from the landmarks, inside :func:`flamefit.fitting.optimizer.fit_batch`). An item without
+    an initial camera gets one from its landmarks at its initial pose and shape."""
+    if not any(item.init for item in items) and shape_start is None:
         return None
     from flamefit.fitting.optimizer import camera_from_landmarks
 
     params = scene.initial_parameters(len(items), device)
-    landmarks = torch.tensor(np.stack([it.landmarks_screen for it in items]), dtype=torch.float32,
-                             device=device)
-    params.camera.copy_(camera_from_landmarks(scene, params, landmarks, resolution))
     for row, item in enumerate(items):
-        for key, value in (item.init or {}).items():
+        values = dict(item.init or {})
+        if shape_start is not None and "shape" not in values:
+            values["shape"] = np.asarray(shape_start, dtype=np.float32)
+        for key, value in values.items():
             target = getattr(params, key)
             target[row] = torch.as_tensor(value, dtype=target.dtype, device=device)
+    landmarks = torch.tensor(np.stack([it.landmarks_screen for it in items]), dtype=torch.float32,
+                             device=device)
+    estimated = camera_from_landmarks(scene, params, landmarks, resolution)
+    for row, item in enumerate(items):
+        if "camera" not in (item.init or {}):
+            params.camera[row] = estimated[row]
     return params
 
 
@@ -203,7 +214,25 @@ def _load_scene(options: FitOptions, device):
         n_texture=options.n_texture, camera=options.camera, texture_space=options.texture_space,
         backend=backend,
     ).to(device)
+    scene.model_kind = files.kind  # which coefficients other tools' outputs may set (--init)
     return files, backend, scene
+
+
+def _shape_prior(options: FitOptions, scene) -> tuple[tuple[float, ...] | None, dict]:
+    """``--shape-prior``'s shape (sized to the model's) and its report entry, or ``(None, {})``.
+
+    Raises:
+        UsageError: the file is unreadable, holds no shape, or FLAME's for another model.
+    """
+    if options.shape_prior is None:
+        return None, {}
+    from flamefit.fitting.regressor_outputs import load_shape_prior
+
+    try:
+        shape, found = load_shape_prior(options.shape_prior, scene)
+    except ValueError as error:
+        raise UsageError(f"--shape-prior: {error}") from None
+    return tuple(float(v) for v in shape), {"shape_prior": f"{Path(options.shape_prior).absolute()} ({found})"}
 
 
 def _check_options(options: FitOptions) -> None:
@@ -267,13 +296,15 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
             write_summary_csv(out_dir / SUMMARY_FILE, summary.rows)
             return summary
         files, backend, scene = _load_scene(options, device)
+        shape_mean, prior = _shape_prior(options, scene)
         config = FitConfig(resolution=options.resolution, rigid_steps=options.rigid_steps,
-                           full_steps=options.full_steps, texture_offset=options.texture_offset)
+                           full_steps=options.full_steps, texture_offset=options.texture_offset,
+                           shape_prior_mean=shape_mean)
         from flamefit.fitting.detect import resolve_detector
 
         context = {"model": files.describe(), "device": str(device), "backend": backend,
                    "camera": options.camera, "resolution": options.resolution,
-                   "detector": resolve_detector(options.detector)}
+                   "detector": resolve_detector(options.detector), **prior}
         bar = tqdm(total=len(plan.todo), desc="photos", unit="photo", disable=not show_progress)
         try:
             for start in range(0, len(plan.todo), options.batch_size):
@@ -326,7 +357,8 @@ def _run_batch(batch: list[PlannedPhoto], scene, options: FitOptions, config, co
     if options.gif:
         hook = _Snapshots(scene, items, config.resolution, max(1, config.full_steps // 40), show)
     try:
-        init = _initial_parameters(scene, items, config.resolution, device)
+        init = _initial_parameters(scene, items, config.resolution, device,
+                                   shape_start=config.shape_prior_mean)
         outcome = fit_prepared(scene, items, config, init=init, progress=hook)
     except (InputError, ValueError, RuntimeError) as error:
         for item in items:

@@ -21,7 +21,7 @@ def fit_options(args: argparse.Namespace) -> FitOptions:
         device=args.device, batch_size=args.batch_size, resolution=args.resolution,
         rigid_steps=args.iters[0], full_steps=args.iters[1], camera=args.camera,
         flame_dir=args.flame_dir, open_model=args.open_model, landmarks=args.landmarks,
-        mask=args.mask, init=args.init, detector=args.detector, face_index=args.face,
+        mask=args.mask, init=args.init, shape_prior=args.shape_prior, detector=args.detector, face_index=args.face,
         texture_space=args.texture_space, texture_offset=args.texture_offset, gif=args.gif,
         overwrite=args.overwrite, on_changed=args.changed_photos,
         backend=args.backend,
@@ -103,8 +103,16 @@ def register(subparsers, shared) -> None:
                         help="mask image (white = use) the size of the photo (.png/.jpg/.npy); "
                              "limits the photometric term")
     inputs.add_argument("--init", type=Path, default=None,
-                        help="initial parameters refined by the fit: a params.npz of ours or a "
-                             "DECA code dict (.npy/.npz/.pkl)")
+                        help="initial parameters refined by the fit, another tool's output read "
+                             "unchanged: a DECA codedict, EMOCA/EMICA output folder, SMIRK dict, "
+                             "MICA identity.npy, metrical-tracker/pixel3dmm .frame, VHAP "
+                             "tracked_flame_params*.npz, flame-head-tracker <id>.npz, RingNet "
+                             "params/<name>.npy or our params.npz; the report says which it found. "
+                             "FLAME coefficients are dropped unless FLAME is the model in use")
+    fit.add_argument("--shape-prior", type=Path, default=None, metavar="FILE",
+                     help="a shape to start from and pull every photo's fit toward (a Gaussian "
+                          "prior centred on it instead of 0): MICA's identity.npy or any --init "
+                          "file with shape coefficients (FLAME's need FLAME as the model)")
     shared.detector(fit, d.detector)
     fit.add_argument("--face", type=int, default=d.face_index, metavar="N",
                      help="which face when a photo shows several: 0 = the largest (default), "

@@ -53,6 +53,10 @@ class FitConfig:
     expression priors (5e-4, the reference uses 1e-4) were chosen on real photos fitted with the
     demo head: weaker priors let the photometric term push coefficients into implausible
     shapes for a few tenths of a percent of landmark error.
+
+    ``shape_prior_mean`` centres the identity prior on a given shape instead of 0 (``flamefit
+    fit --shape-prior``, e.g. MICA's identity; as many values as the model's shape
+    coefficients), as the trackers that start from MICA do.
     """
 
     resolution: int = 224
@@ -68,6 +72,7 @@ class FitConfig:
     photometric_weight: float = 2.0
     photometric_scale: float = 0.1
     shape_prior: float = 5e-4
+    shape_prior_mean: tuple[float, ...] | None = None
     expression_prior: float = 5e-4
     texture_prior: float = 1e-4
     pose_prior: float = 1e-3
@@ -300,6 +305,7 @@ def fit_batch(
     status = ["done"] * batch
     outcome = FitOutcome(params=params, texture_offset=None, status=status)
     dense = _dense_targets(scene, dense_px, config, resolution)
+    shape_mean = None if config.shape_prior_mean is None else torch.tensor(config.shape_prior_mean, device=device)
     eye_pose_prior = config.eye_pose_prior
     if dense is not None and bool((dense[1] * (scene.dense_regions == _IRISES)).sum() > 0):
         eye_pose_prior = config.eye_pose_prior_with_irises
@@ -345,7 +351,7 @@ def fit_batch(
                 normalised(rendered.dense_px, resolution), dense[0], dense[1], config.dense_scale)
         loss = loss + config.photometric_weight * robust_photometric_loss(
             rendered.image, images, mask, config.photometric_scale)
-        loss = loss + config.shape_prior * gaussian_prior(p.shape)
+        loss = loss + config.shape_prior * gaussian_prior(p.shape if shape_mean is None else p.shape - shape_mean)
         loss = loss + config.expression_prior * gaussian_prior(p.expression)
         loss = loss + config.texture_prior * gaussian_prior(p.texture)
         loss = loss + config.pose_prior * gaussian_prior(p.pose[:, NECK_AND_JAW])

@@ -21,7 +21,11 @@ class FitOptions:
         camera: a name of :data:`flamefit.renderer.choices.CAMERA_MODELS`.
         flame_dir, open_model: which head model (:func:`flamefit.flame.selection.select_model`).
         landmarks, mask, init: per-photo inputs: a folder of ``<id>.*`` files (for a single
-            photo also one file); see :mod:`flamefit.fitting.plan`.
+            photo also one file); see :mod:`flamefit.fitting.plan`. ``init`` reads other
+            regressors' outputs unchanged (:mod:`flamefit.fitting.regressor_outputs`).
+        shape_prior: a file with shape coefficients (MICA's ``identity.npy``, any ``init``
+            format): every photo's shape starts there and is pulled toward it (a Gaussian prior
+            centred on it instead of 0).
         detector: a name of :data:`flamefit.fitting.choices.DETECTORS`.
         face_index: which face when a photo shows several (0 = the largest).
         texture_space: an albedo space (``FLAME_texture.npz`` layout) instead of the model's.
@@ -45,6 +49,7 @@ class FitOptions:
     landmarks: Path | None = None
     mask: Path | None = None
     init: Path | None = None
+    shape_prior: Path | None = None
     detector: str = "auto"
     face_index: int = 0
     texture_space: Path | None = None

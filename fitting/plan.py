@@ -16,7 +16,9 @@ Per-photo inputs
 ----------------
 ``--landmarks``, ``--mask`` and ``--init`` are a file for a run of one photo, or a folder
 holding ``<id>.<ext>`` per photo (``<id>`` may be nested: ``00000/00001.npy``). One file for a
-run of several photos is a usage error, since it would silently apply to all of them.
+run of several photos is a usage error, since it would silently apply to all of them. ``--init``
+also takes a regressor's output folder (EMOCA, EMICA, MICA): ``FOLDER/<id>/``, or for one photo
+``FOLDER`` itself.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".g
 SIDE_FILE_SUFFIXES = {
     "landmarks": (".npy", ".txt", ".pts"),
     "mask": (".png", ".jpg", ".npy"),
-    "init": (".npz", ".npy", ".pkl"),
+    "init": (".npz", ".npy", ".pkl", ".pt", ".pth", ".frame"),
 }
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -208,8 +210,13 @@ def side_file(option: str, given: Path | None, photo: Photo, n_photos: int) -> P
     given = Path(given)
     flag = f"--{option}"
     if given.is_dir():
-        return next((p for s in SIDE_FILE_SUFFIXES[option]
-                     if (p := given / f"{photo.id}{s}").is_file()), None)
+        found = next((p for s in SIDE_FILE_SUFFIXES[option]
+                      if (p := given / f"{photo.id}{s}").is_file()), None)
+        if found is None and option == "init":  # a regressor's folder (EMOCA, EMICA, MICA)
+            from flamefit.fitting.regressor_outputs import init_folder
+
+            found = init_folder(given, photo.id, n_photos)
+        return found
     if not given.exists():
         raise UsageError(f"{flag} {given}: no such file or folder")
     if n_photos > 1:
