@@ -1,14 +1,16 @@
-"""Refine a regressor's output: start the fit from a DECA-style code dict instead of from zero.
+"""Refine a regressor's output: start the fit from another tool's output instead of from zero.
 
     python demos/refine_regressor_output.py                   # astronaut + a hand-made code dict
-    python demos/refine_regressor_output.py me.jpg --init me_codedict.npy
+    python demos/refine_regressor_output.py me.jpg --init me_codedict.npy   # or an EMOCA folder, ...
 
-A regressor (DECA, EMOCA, SMIRK ...) predicts FLAME codes in one pass; the fit refines them on the
-photo's landmarks and pixels. Here the code dict is made by hand, as a regressor writes it (np.save
-of a dict: shape 100, tex 50, exp 50, pose 6 = global + jaw axis-angle, cam 3 = [s, tx, ty], light
-9x3 SH); our own regressor will write it instead when it lands.
+A regressor (DECA, EMOCA, SMIRK, MICA ...) predicts FLAME codes in one pass; the fit refines them on
+the photo's landmarks and pixels. --init reads their files as they save them (the report says which
+format it found; README "Starting from a regressor's output"). Here a DECA code dict is made by
+hand (np.save of a dict: shape 100, tex 50, exp 50, pose 6 = global + jaw axis-angle, cam 3 =
+[s, tx, ty] in DECA's crop, light 9x3 SH); FLAME codes only count when FLAME is the model in use.
 """
 import argparse
+import json
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -19,7 +21,7 @@ from flamefit.fitting.batch import FitOptions, fit_images
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("photo", nargs="?", help="the photo (default: scikit-image's astronaut)")
-parser.add_argument("--init", type=Path, help="a regressor's code dict, .npy/.npz/.pkl (default: hand-made)")
+parser.add_argument("--init", type=Path, help="a regressor's output (default: a hand-made DECA code dict)")
 parser.add_argument("--out", type=Path, default=Path("out/demos/refine"), help="results folder")
 parser.add_argument("--iters", default="50,300", help="refinement steps: rigid,full (default %(default)s)")
 parser.add_argument("--quick", action="store_true", help="--iters 5,5 at 128 px: a smoke test")
@@ -42,6 +44,7 @@ summary = fit_images([photo], args.out, FitOptions(init=args.init, rigid_steps=r
                                                    resolution=128 if args.quick else 224, overwrite=True))
 print(summary.line())
 for name in summary.fitted:
+    print("\n".join(json.loads((args.out / name / "report.json").read_text())["notes"]))  # what --init found
     jaw = np.load(args.out / name / "params.npz")["pose"][6]
     print(f"{name}: jaw opening {jaw:+.3f} rad after refinement; mesh {args.out / name / 'mesh.obj'}")
 raise SystemExit(0 if summary.fitted and not summary.failed else 1)
