@@ -400,6 +400,10 @@ def _load_container(path: Path) -> Any:
             ValueError, TypeError, AttributeError, KeyError, IndexError) as error:
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"cannot read it ({text[:200]})") from None
+    if path.suffix.lower() == ".npz":
+        raise ValueError("not a valid .npz file (not a zip archive, or truncated)")
+    if path.suffix.lower() == ".npy":
+        raise ValueError("not a valid .npy file (no NumPy header)")
     raise ValueError("is not a NumPy (.npy/.npz), pickle (.pkl) or PyTorch (.pt/.frame) file")
 
 
