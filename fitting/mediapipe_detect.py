@@ -26,6 +26,7 @@ the photo given (origin at the top-left pixel's centre, x right, y down), like
 from __future__ import annotations
 
 import importlib.util
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -182,12 +183,18 @@ def _network(file_name: str):
     return interpreter
 
 
+#: One interpreter per network is shared by every thread (a web server's workers): LiteRT's
+#: interpreters are not thread-safe, so each run holds this lock.
+_RUN_LOCK = threading.Lock()
+
+
 def _run(file_name: str, image: np.ndarray) -> list[np.ndarray]:
     """Run a network on one ``(S, S, 3)`` float32 input; its outputs in the file's order."""
-    interpreter = _network(file_name)
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
-    interpreter.invoke()
-    return [interpreter.get_tensor(d["index"])[0].copy() for d in interpreter.get_output_details()]
+    with _RUN_LOCK:
+        interpreter = _network(file_name)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+        interpreter.invoke()
+        return [interpreter.get_tensor(d["index"])[0].copy() for d in interpreter.get_output_details()]
 
 
 # -- 1. faces ----------------------------------------------------------------------------------

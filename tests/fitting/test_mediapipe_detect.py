@@ -126,3 +126,14 @@ def test_auto_picks_mediapipe_only_when_installed(monkeypatch):
     monkeypatch.setattr(mp, "litert_available", lambda: False)
     assert detect.resolve_detector("auto") == "dlib"
     assert detect.resolve_detector("fan") == "fan"
+
+
+@needs_litert
+def test_threads_share_the_networks_safely(astronaut):
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = detect.detect_face(astronaut, detector="mediapipe").dense
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda _: detect.detect_face(astronaut, detector="mediapipe").dense, range(8)))
+    for dense in found:
+        np.testing.assert_allclose(dense, expected, atol=1e-6)
