@@ -39,6 +39,9 @@ from flamefit.utils import UsageError, folder_lock
 
 log = logging.getLogger(__name__)
 
+#: ``--init regressor``: start each photo from the landmark regressor's prediction.
+REGRESSOR_INIT = "regressor"
+
 __all__ = ["FitOptions", "FitSummary", "FitInterrupted", "fit_images", "fit_prepared",
            "prepare_photo", "IMAGE_SUFFIXES"]
 
@@ -111,6 +114,32 @@ def prepare_photo(photo: PlannedPhoto, scene, options: FitOptions) -> PreparedIm
     if photo.note:
         item.notes.append(photo.note)
     return item
+
+
+def regressor_start(scene, items: list[PreparedImage], resolution: int) -> None:
+    """``--init regressor``: give every item without ``--init`` values the landmark regressor's
+    prediction from its detected 68 points (:mod:`flamefit.fitting.landmark_regressor`; the
+    shipped one for the open model, else cached or trained on first use)."""
+    from flamefit.fitting.landmark_regressor import initial_values, regressor_for
+
+    todo = [item for item in items if not item.init]
+    if not todo:
+        return
+    if getattr(scene, "landmark_regressor", None) is None:
+        scene.landmark_regressor = regressor_for(scene.flame, scene.model_file, log=log.warning)
+    predicted = initial_values(scene.landmark_regressor, np.stack([it.landmarks_crop for it in todo]),
+                               resolution)
+    sizes = {"shape": scene.flame.n_shape, "expression": scene.flame.n_expression}
+    for item, values in zip(todo, predicted):
+        start = {}
+        for key, value in values.items():
+            if key in sizes:
+                value = np.pad(value, (0, max(0, sizes[key] - len(value))))[:sizes[key]]
+            start[key] = value.astype(np.float32)
+        if scene.camera_type != "orthographic":
+            del start["camera"]  # estimated from the landmarks at the predicted pose instead
+        item.init = start
+        item.notes.append("started from the landmark regressor's prediction (--init regressor)")
 
 
 def _initial_parameters(scene, items: list[PreparedImage], resolution: int, device,
@@ -285,8 +314,9 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
     _check_output_folder(out_dir)
     summary = FitSummary(out_dir=out_dir)
     with folder_lock(out_dir):
+        per_photo_init = None if options.init is not None and str(options.init) == REGRESSOR_INIT else options.init
         plan = plan_fit(photos, out_dir, landmarks=options.landmarks, mask=options.mask,
-                        init=options.init, overwrite=options.overwrite, on_changed=options.on_changed)
+                        init=per_photo_init, overwrite=options.overwrite, on_changed=options.on_changed)
         paths = {photo.id: photo.path for photo in photos}
         for photo_id in plan.skipped:
             summary.record(photo_id, paths[photo_id], "skipped", "done before with this photo")
@@ -357,6 +387,8 @@ def _run_batch(batch: list[PlannedPhoto], scene, options: FitOptions, config, co
     if options.gif:
         hook = _Snapshots(scene, items, config.resolution, max(1, config.full_steps // 40), show)
     try:
+        if options.init is not None and str(options.init) == REGRESSOR_INIT:
+            regressor_start(scene, items, config.resolution)
         init = _initial_parameters(scene, items, config.resolution, device,
                                    shape_start=config.shape_prior_mean)
         outcome = fit_prepared(scene, items, config, init=init, progress=hook)

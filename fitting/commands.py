@@ -1,4 +1,5 @@
-"""The fitting subcommands of ``flamefit``: ``fit``, ``demo`` and ``evaluate``.
+"""The fitting subcommands of ``flamefit``: ``fit``, ``demo``, ``evaluate`` and
+``train-landmark-regressor``.
 
 :func:`register` adds them to the ``flamefit`` parser (:mod:`flamefit.cli`); each is a thin
 wrapper over :func:`flamefit.fitting.batch.fit_images`, :func:`flamefit.fitting.demo.run_demo`
@@ -68,6 +69,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0 if evaluation.complete else 1
 
 
+def cmd_train_landmark_regressor(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from flamefit.fitting import landmark_regressor as lr
+    from flamefit.fitting.dense_embedding import model_sha256
+    from flamefit.flame.flame_layer import FLAME
+    from flamefit.flame.selection import select_model
+    from flamefit.utils import UsageError
+
+    if args.minutes <= 0:
+        raise UsageError(f"--minutes must be more than 0, got {args.minutes:g}")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    files = select_model(args.flame_dir, open_model=args.open_model)
+    flame = FLAME.from_files(files.model, files.landmarks)
+    spec = lr.spec_for(flame, model_sha256(files.model))
+    out = args.out or lr.cache_path(spec.model_sha256)
+    bar = tqdm(total=round(args.minutes * 60), unit="s", desc=f"training ({files.describe()})")
+
+    def show(step: int, seconds: float, loss: float) -> None:
+        bar.n = min(bar.total, round(seconds))
+        bar.set_postfix_str(f"step {step} loss {loss:.4f}")
+        bar.refresh()
+
+    regressor, log = lr.train(flame, spec, minutes=args.minutes, progress=show)
+    bar.close()
+    lr.save_regressor(out, regressor, log)
+    print(f"{log.steps[-1] if log.steps else 0} steps in {log.seconds:.0f} s, final landmark error "
+          f"{log.landmark_error[-1] if log.landmark_error else float('nan'):.4f} (crop units); wrote {out}")
+    return 0
+
+
 def register(subparsers, shared) -> None:
     """Add ``fit``, ``demo`` and ``evaluate`` to ``flamefit``'s subparsers (``shared``: the
     option groups of :class:`flamefit.cli.SharedOptions`)."""
@@ -108,7 +141,9 @@ def register(subparsers, shared) -> None:
                              "MICA identity.npy, metrical-tracker/pixel3dmm .frame, VHAP "
                              "tracked_flame_params*.npz, flame-head-tracker <id>.npz, RingNet "
                              "params/<name>.npy or our params.npz; the report says which it found. "
-                             "FLAME coefficients are dropped unless FLAME is the model in use")
+                             "FLAME coefficients are dropped unless FLAME is the model in use. "
+                             "`--init regressor`: start from our landmark regressor's prediction "
+                             "(pose, jaw, expression, leading identity, camera)")
     fit.add_argument("--shape-prior", type=Path, default=None, metavar="FILE",
                      help="a shape to start from and pull every photo's fit toward (a Gaussian "
                           "prior centred on it instead of 0): MICA's identity.npy or any --init "
@@ -168,3 +203,19 @@ def register(subparsers, shared) -> None:
                                "to get 0-based pixel indices like flamefit's (default: yes; "
                                "other formats are always read as 0-based)")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    train = subparsers.add_parser(
+        "train-landmark-regressor", help="train the landmark regressor of a head model (--init regressor)",
+        description="Train the small network that maps a face's 68 detected landmarks to a "
+                    "starting point for the fit (global pose, jaw, expression, leading identity, "
+                    "camera), on synthetic projections of the model in use only: parameters from "
+                    "its priors, yaw up to 90, pitch 45, roll 30 degrees, detector-like noise and "
+                    "missing points. The open model's ships with flamefit; for FLAME it is also "
+                    "trained on first use of --init regressor.",
+    )
+    train.add_argument("--out", type=Path, default=None,
+                       help="where the .pt goes (default: the cache, ~/.cache/flamefit/"
+                            "landmark_regressors/, where --init regressor looks)")
+    train.add_argument("--minutes", type=float, default=8.0, help="training time (default 8)")
+    shared.model(train)
+    train.set_defaults(func=cmd_train_landmark_regressor)
