@@ -130,7 +130,9 @@ def bench_fits(data, prepared, count: int, iters: tuple[int, int]) -> dict:
     regressor = load_regressor(SHIPPED_REGRESSOR)
     config = FitConfig(rigid_steps=iters[0], full_steps=iters[1])
     rows = []
-    for index in [i for i in range(len(prepared)) if prepared[i] is not None][:count]:
+    detected = [i for i in range(len(prepared)) if prepared[i] is not None]
+    chosen = [detected[int(round(k))] for k in np.linspace(0, len(detected) - 1, min(count, len(detected)))]
+    for index in chosen:  # spread over the yaw range (the renders are in yaw order)
         crop, landmarks_crop, _ = prepared[index]
         image = torch.tensor(crop).permute(2, 0, 1)[None].float()
         target = torch.tensor(landmarks_crop[None] + 0.5, dtype=torch.float32)

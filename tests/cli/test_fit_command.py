@@ -261,3 +261,18 @@ def test_face_option_picks_another_face(tmp_path):
     assert summary.fitted == ["two"]
     with np.load(tmp_path / "out" / "two" / "landmarks.npz") as lmk:
         assert lmk["detected"][:, 0].min() > 300  # the smaller face, on the right
+
+
+def test_init_regressor_starts_from_the_landmark_regressor(astronaut_path, tmp_path):
+    from flamefit.fitting.landmark_regressor import SHIPPED_REGRESSOR, load_regressor
+
+    assert load_regressor(SHIPPED_REGRESSOR) is not None  # the open model's ships with flamefit
+    out = tmp_path / "out"
+    status = main(["fit", str(astronaut_path), "--out", str(out), "--iters", "0,5", "--device", "cpu",
+                   "--init", "regressor", "--open-model"])
+    assert status == 0
+    rep = report(out / "astronaut")
+    assert any("landmark regressor" in note for note in rep["notes"])
+    # with no rigid stage at all, the regressor's pose and camera already put the landmarks
+    # close to the detected ones (a zero start would be off by the whole head turn)
+    assert rep["landmark_error_percent_iod"] < 15.0
