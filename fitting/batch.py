@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from flamefit.fitting.errors import InputError
-from flamefit.fitting.options import FitOptions
+from flamefit.fitting.options import FitOptions, check_schedule
 from flamefit.fitting.plan import IMAGE_SUFFIXES, PlannedPhoto, collect_photos, plan_fit
 from flamefit.fitting.prepare import PreparedImage, prepare_image
 from flamefit.fitting.results import (
@@ -267,11 +267,7 @@ def _shape_prior(options: FitOptions, scene) -> tuple[tuple[float, ...] | None, 
 def _check_options(options: FitOptions) -> None:
     if options.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
-    if not 32 <= options.resolution <= 2048:
-        raise UsageError(f"--resolution must be from 32 to 2048 pixels, got {options.resolution}")
-    if options.rigid_steps < 0 or options.full_steps < 0 or options.rigid_steps + options.full_steps == 0:
-        raise UsageError(f"--iters must be two step counts, each 0 or more and not both 0; got "
-                         f"{options.rigid_steps},{options.full_steps}")
+    check_schedule(options.resolution, options.rigid_steps, options.full_steps)
     if options.face_index < 0:
         raise UsageError(f"--face must be 0 (the largest face) or more, got {options.face_index}")
 

@@ -61,3 +61,18 @@ class FitOptions:
     n_shape: int = 100
     n_expression: int = 50
     n_texture: int = 50
+
+
+def check_schedule(resolution: int, rigid_steps: int, full_steps: int) -> None:
+    """Refuse a crop side or step counts no fit can run with (``flamefit fit``, ``serve``).
+
+    Raises:
+        flamefit.utils.UsageError: one line naming the option and its range.
+    """
+    from flamefit.utils import UsageError
+
+    if not 32 <= resolution <= 2048:
+        raise UsageError(f"--resolution must be from 32 to 2048 pixels, got {resolution}")
+    if rigid_steps < 0 or full_steps < 0 or rigid_steps + full_steps == 0:
+        raise UsageError(f"--iters must be two step counts, each 0 or more and not both 0; got "
+                         f"{rigid_steps},{full_steps}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from flamefit.fitting.options import FitOptions
+from flamefit.fitting.options import FitOptions, check_schedule
 
 _FIT = FitOptions()
 
@@ -67,8 +67,4 @@ class ServeOptions:
             raise UsageError(f"--batch-size must be 0 (automatic) or more, got {self.batch_size}")
         if self.keep_hours <= 0:
             raise UsageError(f"--keep-hours must be more than 0, got {self.keep_hours}")
-        if not 32 <= self.resolution <= 2048:
-            raise UsageError(f"--resolution must be from 32 to 2048 pixels, got {self.resolution}")
-        if self.rigid_steps < 0 or self.full_steps < 0 or self.rigid_steps + self.full_steps == 0:
-            raise UsageError(f"--iters must be two step counts, each 0 or more and not both 0; "
-                             f"got {self.rigid_steps},{self.full_steps}")
+        check_schedule(self.resolution, self.rigid_steps, self.full_steps)
