@@ -128,9 +128,10 @@ class DenseEmbedding:
 # -- views -------------------------------------------------------------------------------------
 @dataclass
 class CalibrationView:
-    """One render: ``image (R, R, 3) uint8``, its parameters, posed ``vertices (V, 3)``, the
-    camera-projected ``vertices_px (V, 3)`` (screen pixels and depth), ``landmarks_px (68, 2)``
-    (the model's own, screen pixels) and ``yaw_deg``."""
+    """One render: ``image (R, R, 3) uint8``, the posed vertices projected by its camera
+    ``vertices_px (V, 3)`` (screen pixels and depth), ``landmarks_px (68, 2)`` (the model's own,
+    screen pixels), ``face_index (R, R)`` (triangle per pixel, -1 on the background) and
+    ``yaw_deg``."""
 
     image: np.ndarray
     vertices_px: np.ndarray
@@ -142,9 +143,12 @@ class CalibrationView:
 def calibration_views(scene, n_identities: int = 8, yaws=(-40, -20, -8, 0, 8, 20, 40),
                       seed: int = 0, progress: Callable[[int, int], None] | None = None
                       ) -> list[CalibrationView]:
-    """Renders of the model over identities (N(0, 0.8) per shape coefficient, random albedo),
-    expressions (neutral for half of the identities, random for the others), yaws (degrees),
-    a small random pitch, on a mid-grey background."""
+    """Renders of the model over identities (:func:`flamefit.fitting.synthetic.random_parameters`'
+    shapes; albedo coefficients at 0.35 of its draw, near the mean skin), expressions (neutral
+    for half of the identities, half of a random draw and a slightly open jaw for the others),
+    ``yaws`` (degrees) and a small random pitch per identity, eyes straight ahead, on a grey
+    background. The triangle under each pixel is rasterised once more (the scene's render does
+    not return it; calibration runs once per model file)."""
     from flamefit.fitting.synthetic import random_parameters
     from flamefit.flame.pose_layout import EYES, GLOBAL, JAW
 
