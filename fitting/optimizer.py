@@ -22,6 +22,7 @@ from typing import Callable
 
 import torch
 
+from flamefit.fitting.dense_embedding import REGIONS
 from flamefit.fitting.losses import (
     gaussian_prior,
     landmark_loss,
@@ -389,7 +390,7 @@ def fit_batch(
     return outcome
 
 
-_IRISES = 3  # index of "irises" in flamefit.fitting.dense_embedding.REGIONS
+_IRISES = REGIONS.index("irises")
 
 
 def _dense_targets(scene: HeadScene, dense_px: torch.Tensor | None, config: FitConfig,
@@ -399,9 +400,6 @@ def _dense_targets(scene: HeadScene, dense_px: torch.Tensor | None, config: FitC
     if (dense_px is None or scene.dense_embedding is None or len(scene.dense_embedding.point_ids) == 0
             or not torch.isfinite(dense_px).any()):
         return None
-    from flamefit.fitting.dense_embedding import REGIONS
-
-    assert REGIONS[_IRISES] == "irises"
     targets = dense_px[:, scene.dense_ids]  # (B, K, 2)
     present = torch.isfinite(targets).all(dim=-1)
     by_region = dict(config.dense_region_weights)
