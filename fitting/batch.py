@@ -191,7 +191,9 @@ def fit_prepared(scene, items: list[PreparedImage], config, init=None, progress=
     dense = None
     if any(it.dense_crop is not None for it in items):
         ensure_dense_embedding(scene)
-        missing = np.full((478, 2), np.nan)
+        from flamefit.fitting.mediapipe_detect import N_DENSE
+
+        missing = np.full((N_DENSE, 2), np.nan)
         dense = torch.tensor(np.stack([missing if it.dense_screen is None else it.dense_screen
                                        for it in items]), dtype=torch.float32, device=device)
     return fit_batch(scene, images, landmarks, skin, config, init=init, progress=progress,

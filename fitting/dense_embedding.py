@@ -258,9 +258,11 @@ def calibrate(scene, model_sha256: str, n_identities: int = 8, seed: int = 0,
             progress("detect", i + 1, len(views))
     predictions = np.stack(predictions)  # (N_views, 478, 2) screen px
     with torch.no_grad():
-        template = scene.flame(shape=torch.zeros(1, scene.flame.n_shape),
-                               expression=torch.zeros(1, scene.flame.n_expression),
-                               pose=torch.zeros(1, scene.flame.n_joints * 3)).vertices[0].numpy()
+        neutral = scene.flame(shape=torch.zeros(1, scene.flame.n_shape),
+                              expression=torch.zeros(1, scene.flame.n_expression),
+                              pose=torch.zeros(1, scene.flame.n_joints * 3))
+    template = neutral.vertices[0].numpy()
+    ibug_template = neutral.landmarks_3d[0].numpy()  # the model's own 68 points, neutral
 
     # 3. vote on the template: first over the near-frontal views, then (twice) over every
     # view where the current estimate is visible
@@ -291,10 +293,10 @@ def calibrate(scene, model_sha256: str, n_identities: int = 8, seed: int = 0,
         median_spread = np.nanmedian(spread, axis=0)
     kept = np.flatnonzero(valid & np.isfinite(median_spread) & (median_spread <= MAX_SPREAD_PX))
 
-    to_68 = _fit_to_68(views, predictions, np.where(valid[:, None], snapped, np.nan), scene)
+    to_68 = _fit_to_68(views, predictions, np.where(valid[:, None], snapped, np.nan), ibug_template)
     return DenseEmbedding(
         point_ids=kept, faces=point_faces[kept], bary=point_bary[kept].astype(np.float32),
-        regions=_regions(snapped, scene, template)[kept], spread_px=median_spread,
+        regions=_regions(snapped, ibug_template)[kept], spread_px=median_spread,
         to_68=to_68, model_sha256=model_sha256, n_views=len(views),
         fit_crop_factor=float(np.median(crop_scale) * RENDER_SIZE / REPORT_SIZE))
 
@@ -343,14 +345,9 @@ def _same_surface(under: np.ndarray, expected: np.ndarray, faces: np.ndarray) ->
     return (seen[:, :, None] == own[:, None, :]).any(axis=(1, 2))
 
 
-def _fit_to_68(views, predictions, dense_template, scene) -> np.ndarray:
+def _fit_to_68(views, predictions, dense_template, ibug_template) -> np.ndarray:
     """``(68, 478)`` affine weights: each iBUG point from its nearest dense points on the
     template, least squares over the views against the model's own projected 68 landmarks."""
-    with torch.no_grad():
-        zeros = scene.flame(shape=torch.zeros(1, scene.flame.n_shape),
-                            expression=torch.zeros(1, scene.flame.n_expression),
-                            pose=torch.zeros(1, scene.flame.n_joints * 3))
-    ibug_template = zeros.landmarks_3d[0].numpy()
     targets = np.stack([view.landmarks_px for view in views])  # (N, 68, 2)
     weights = np.zeros((ibug.N_LANDMARKS, mp.N_DENSE))
     usable = np.isfinite(dense_template).all(axis=1)
@@ -369,14 +366,9 @@ def _fit_to_68(views, predictions, dense_template, scene) -> np.ndarray:
     return weights
 
 
-def _regions(dense_template: np.ndarray, scene, template: np.ndarray) -> np.ndarray:
+def _regions(dense_template: np.ndarray, ibug_template: np.ndarray) -> np.ndarray:
     """``(478,)`` region codes: irises by index; other points take the region of the nearest
     model iBUG landmark when it is within a quarter of the inter-ocular distance, else "face"."""
-    with torch.no_grad():
-        zeros = scene.flame(shape=torch.zeros(1, scene.flame.n_shape),
-                            expression=torch.zeros(1, scene.flame.n_expression),
-                            pose=torch.zeros(1, scene.flame.n_joints * 3))
-    ibug_template = zeros.landmarks_3d[0].numpy()
     iod = float(np.linalg.norm(ibug_template[36] - ibug_template[45]))
     codes = np.zeros(mp.N_DENSE, np.int64)
     labels = np.full(ibug.N_LANDMARKS, -1)

@@ -253,7 +253,7 @@ def training_batch(flame, batch: int, generator: torch.Generator) -> TrainingBat
     return TrainingBatch(normalised, clean, rotation, pose, expression, shape, camera)
 
 
-def project(flame, prediction: dict[str, torch.Tensor], n_shape: int) -> torch.Tensor:
+def project(flame, prediction: dict[str, torch.Tensor]) -> torch.Tensor:
     """The model's 68 landmarks for predicted parameters, projected into crop coordinates."""
     batch = prediction["rotation"].shape[0]
     pose = torch.zeros(batch, N_POSE, dtype=prediction["jaw"].dtype, device=prediction["jaw"].device)
@@ -331,7 +331,7 @@ def _loss(flame, spec: RegressorSpec, prediction: dict, data: TrainingBatch) -> 
     shape = (prediction["shape"] - data.shape[:, :spec.n_shape]).abs().mean()
     camera = ((prediction["camera"][:, 0].log() - data.camera[:, 0].log()).abs().mean()
               + (prediction["camera"][:, 1:] - data.camera[:, 1:]).abs().mean() * 10)
-    projected = project(flame, prediction, spec.n_shape)
+    projected = project(flame, prediction)
     landmark_error = (projected - data.clean).norm(dim=-1).mean()
     loss = rotation + jaw + 0.5 * expression + 0.1 * shape + camera + 5.0 * landmark_error
     return loss, landmark_error.detach()

@@ -38,7 +38,7 @@ def test_training_batch_truth_reprojects_onto_the_clean_landmarks(flame):
     data = lr.training_batch(flame, 16, torch.Generator().manual_seed(1))
     truth = {"rotation": data.rotation, "jaw": data.pose[:, 6:9], "expression": data.expression,
              "shape": data.shape, "camera": data.camera}
-    projected = lr.project(flame, truth, data.shape.shape[1])
+    projected = lr.project(flame, truth)
     assert torch.allclose(projected, data.clean, atol=1e-4)
     # inputs are inside the crop, with gaps where points are missing
     present = torch.isfinite(data.landmarks).all(dim=-1)
@@ -73,9 +73,9 @@ def test_initial_values_undo_the_crop(flame):
     normalised, _, _ = lr.crop_normalise((fit_crop_px + 0.5 - half) / half)
     with torch.no_grad():
         raw = regressor(normalised)
-        in_box = lr.project(flame, raw, spec.n_shape)  # landmark-crop coordinates
+        in_box = lr.project(flame, raw)  # landmark-crop coordinates
         full = {**raw, "camera": torch.tensor(np.stack([v["camera"] for v in values]))}
-        in_fit = lr.project(flame, full, spec.n_shape)  # fit-crop coordinates
+        in_fit = lr.project(flame, full)  # fit-crop coordinates
     _, centre, box_half = lr.crop_normalise((fit_crop_px + 0.5 - half) / half)
     assert torch.allclose(in_fit, centre[:, None] + box_half[:, None, None] * in_box, atol=1e-4)
 
