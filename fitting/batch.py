@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 #: ``--init regressor``: start each photo from the landmark regressor's prediction.
 REGRESSOR_INIT = "regressor"
 
-__all__ = ["FitOptions", "FitSummary", "FitInterrupted", "fit_images", "fit_prepared",
-           "prepare_photo", "IMAGE_SUFFIXES"]
+__all__ = ["FitOptions", "FitSummary", "FitInterrupted", "FitSession", "fit_images", "fit_prepared",
+           "prepare_photo", "run_batch", "start_session", "IMAGE_SUFFIXES"]
 
 
 @dataclass
@@ -266,7 +266,7 @@ def _shape_prior(options: FitOptions, scene) -> tuple[tuple[float, ...] | None, 
     return tuple(float(v) for v in shape), {"shape_prior": f"{Path(options.shape_prior).absolute()} ({found})"}
 
 
-def _check_options(options: FitOptions) -> None:
+def check_options(options: FitOptions) -> None:
     if options.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
     check_schedule(options.resolution, options.rigid_steps, options.full_steps)
@@ -274,7 +274,7 @@ def _check_options(options: FitOptions) -> None:
         raise UsageError(f"--face must be 0 (the largest face) or more, got {options.face_index}")
 
 
-def _check_output_folder(out_dir: Path) -> None:
+def check_output_folder(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir}: exists and is not a folder; choose a folder path")
     try:
@@ -302,14 +302,12 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
     """
     from tqdm import tqdm
 
-    from flamefit.fitting.optimizer import FitConfig
-
     options = options or FitOptions()
-    _check_options(options)
+    check_options(options)
     out_dir = Path(out_dir)
     photos = collect_photos(inputs)
     device = resolve_device(options.device)
-    _check_output_folder(out_dir)
+    check_output_folder(out_dir)
     summary = FitSummary(out_dir=out_dir)
     with folder_lock(out_dir):
         per_photo_init = None if options.init is not None and str(options.init) == REGRESSOR_INIT else options.init
@@ -323,21 +321,11 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
         if not plan.todo:  # a rerun with everything done: no model to load
             write_summary_csv(out_dir / SUMMARY_FILE, summary.rows)
             return summary
-        files, backend, scene = _load_scene(options, device)
-        shape_mean, prior = _shape_prior(options, scene)
-        config = FitConfig(resolution=options.resolution, rigid_steps=options.rigid_steps,
-                           full_steps=options.full_steps, texture_offset=options.texture_offset,
-                           shape_prior_mean=shape_mean)
-        from flamefit.fitting.detect import resolve_detector
-
-        context = {"model": files.describe(), "device": str(device), "backend": backend,
-                   "camera": options.camera, "resolution": options.resolution,
-                   "detector": resolve_detector(options.detector), **prior}
+        session = start_session(options, device)
         bar = tqdm(total=len(plan.todo), desc="photos", unit="photo", disable=not show_progress)
         try:
             for start in range(0, len(plan.todo), options.batch_size):
-                _run_batch(plan.todo[start:start + options.batch_size], scene, options, config,
-                           context, out_dir, summary, bar)
+                run_batch(plan.todo[start:start + options.batch_size], session, out_dir, summary, bar)
         except KeyboardInterrupt:
             bar.close()
             write_summary_csv(out_dir / SUMMARY_FILE, summary.rows)
@@ -347,21 +335,58 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
     return summary
 
 
-def _run_batch(batch: list[PlannedPhoto], scene, options: FitOptions, config, context: dict,
-               out_dir: Path, summary: FitSummary, bar) -> None:
-    """Prepare, fit and write one batch; every failure is recorded for its photo alone."""
+@dataclass
+class FitSession:
+    """What every batch of a run shares: the options, the scene on its device, the optimiser's
+    :class:`~flamefit.fitting.optimizer.FitConfig` and the report fields every photo gets
+    (``context``: model, device, backend, camera, resolution, detector, shape prior)."""
+
+    options: FitOptions
+    scene: object
+    config: object
+    context: dict
+
+
+def start_session(options: FitOptions, device) -> FitSession:
+    """Load the model and settle the run's settings: what :func:`fit_images` does once per run
+    and a scale-out worker (:mod:`flamefit.scale`) once per process.
+
+    Raises:
+        UsageError: a bad ``--shape-prior``.
+        flamefit.flame.errors.ModelFileError: no usable head model.
+    """
+    from flamefit.fitting.detect import resolve_detector
+    from flamefit.fitting.optimizer import FitConfig
+
+    files, backend, scene = _load_scene(options, device)
+    shape_mean, prior = _shape_prior(options, scene)
+    config = FitConfig(resolution=options.resolution, rigid_steps=options.rigid_steps,
+                       full_steps=options.full_steps, texture_offset=options.texture_offset,
+                       shape_prior_mean=shape_mean)
+    context = {"model": files.describe(), "device": str(device), "backend": backend,
+               "camera": options.camera, "resolution": options.resolution,
+               "detector": resolve_detector(options.detector), **prior}
+    return FitSession(options, scene, config, context)
+
+
+def run_batch(batch: list[PlannedPhoto], session: FitSession, out_dir: Path, summary: FitSummary,
+              bar) -> None:
+    """Prepare, fit and write one batch; every failure is recorded for its photo alone.
+
+    ``bar``: a tqdm-like object (``update``, ``set_postfix_str``) the batch reports to."""
     from flamefit.fitting.outputs import write_fit_outputs
 
+    scene, options, config, context = session.scene, session.options, session.config, session.context
     started = time.time()
     by_id = {photo.id: photo for photo in batch}
 
     def fail(photo: PlannedPhoto, reason: str) -> None:
-        summary.record(photo.id, photo.path, "failed", reason, time.time() - started)
+        summary.record(photo.id, photo.input, "failed", reason, time.time() - started)
         try:
-            write_failure_report(out_dir / photo.id, photo.id, photo.path, photo.sha256, reason,
+            write_failure_report(out_dir / photo.id, photo.id, photo.input, photo.sha256, reason,
                                  time.time() - started)
         except OSError as error:
-            log.warning("could not write the failure report of %s: %s", photo.path, error)
+            log.warning("could not write the failure report of %s: %s", photo.input, error)
         bar.set_postfix_str(f"{len(summary.failed)} failed")
 
     items: list[PreparedImage] = []
@@ -400,7 +425,7 @@ def _run_batch(batch: list[PlannedPhoto], scene, options: FitOptions, config, co
         photo = by_id[item.name]
         status = outcome.status[index]
         report = {
-            **base_report(photo.id, photo.path, photo.sha256),
+            **base_report(photo.id, photo.input, photo.sha256),
             "status": "done" if status == "done" else "failed",
             "fit_status": status,
             **context,
@@ -417,7 +442,7 @@ def _run_batch(batch: list[PlannedPhoto], scene, options: FitOptions, config, co
             fail(photo, f"could not write results: {error}")
             continue
         if status == "done":
-            summary.record(photo.id, photo.path, "fitted", "", seconds, report["landmark_error_percent_iod"])
+            summary.record(photo.id, photo.input, "fitted", "", seconds, report["landmark_error_percent_iod"])
         else:
-            summary.record(photo.id, photo.path, "failed", status, seconds)
+            summary.record(photo.id, photo.input, "failed", status, seconds)
     bar.update(len(items))

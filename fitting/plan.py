@@ -62,7 +62,11 @@ class Photo:
 
 @dataclass
 class PlannedPhoto:
-    """A photo to fit, with its per-photo input files and its content hash."""
+    """A photo to fit, with its per-photo input files and its content hash.
+
+    ``source``: what reports and summaries name as the photo's input when ``path`` is a local
+    copy (an archive member read by :mod:`flamefit.scale.datasets`, e.g.
+    ``/data/ffhq.zip/00000/00001.png``); None when ``path`` is the photo itself."""
 
     id: str
     path: Path
@@ -71,6 +75,12 @@ class PlannedPhoto:
     mask: Path | None = None
     init: Path | None = None
     note: str | None = None
+    source: str | None = None
+
+    @property
+    def input(self) -> Path:
+        """The photo as reports name it: ``source`` when set, else ``path``."""
+        return Path(self.source) if self.source is not None else self.path
 
 
 @dataclass
@@ -252,19 +262,36 @@ def plan_fit(photos: list[Photo], out_dir: Path, *, landmarks: Path | None = Non
         except OSError as error:
             plan.refused[photo.id] = (photo.path, f"cannot read the file ({error.strerror or error})")
             continue
-        note = None
-        report = None if overwrite else read_report(out_dir / photo.id)
-        if report is not None and report.get("status") == "done":
-            if report.get("input_sha256") == sha:
-                plan.skipped.append(photo.id)
-                continue
-            before = report.get("input", "another file")
-            if on_changed == "refuse":
-                plan.refused[photo.id] = (photo.path, f"{out_dir / photo.id} holds the fit of {before}, whose "
-                                                      "content differs from this photo; rerun with "
-                                                      "--changed-photos refit or --overwrite to replace it, "
-                                                      "or choose another --out")
-                continue
-            note = f"refitted: {out_dir / photo.id} held the fit of {before} with other content"
-        plan.todo.append(PlannedPhoto(id=photo.id, path=photo.path, sha256=sha, note=note, **files))
+        decision, text = resume_decision(out_dir, photo.id, sha, overwrite=overwrite, on_changed=on_changed)
+        if decision == SKIP:
+            plan.skipped.append(photo.id)
+        elif decision == REFUSE:
+            plan.refused[photo.id] = (photo.path, text)
+        else:
+            plan.todo.append(PlannedPhoto(id=photo.id, path=photo.path, sha256=sha, note=text, **files))
     return plan
+
+
+#: :func:`resume_decision`'s verdicts.
+FIT, SKIP, REFUSE = "fit", "skip", "refuse"
+
+
+def resume_decision(out_dir: Path, photo_id: str, sha256: str, *, overwrite: bool = False,
+                    on_changed: str = "refit") -> tuple[str, str | None]:
+    """What a run does with one photo of content ``sha256`` given ``OUT/<id>/report.json``:
+    ``(SKIP, None)`` done before with this content; ``(FIT, None)`` not done (or ``overwrite``);
+    ``(FIT, note)`` done with other content and ``on_changed="refit"``; ``(REFUSE, reason)``
+    done with other content and ``on_changed="refuse"``. The one rule of :func:`plan_fit` and
+    of the scale-out workers (:mod:`flamefit.scale`), which hash the bytes they read."""
+    report = None if overwrite else read_report(Path(out_dir) / photo_id)
+    if report is None or report.get("status") != "done":
+        return FIT, None
+    if report.get("input_sha256") == sha256:
+        return SKIP, None
+    before = report.get("input", "another file")
+    folder = Path(out_dir) / photo_id
+    if on_changed == "refuse":
+        return REFUSE, (f"{folder} holds the fit of {before}, whose content differs from this photo; "
+                        "rerun with --changed-photos refit or --overwrite to replace it, or choose "
+                        "another --out")
+    return FIT, f"refitted: {folder} held the fit of {before} with other content"
