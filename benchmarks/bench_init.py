@@ -1,17 +1,34 @@
 """Initialisation: the landmark regressor alone, and fits from zero vs from the regressor.
 
+The synthetic set: ``--renders`` renders (512²) of the open model with random identity,
+expression, albedo and light; a third turned 45-90 degrees (either side), the rest within ±45,
+pitch ±30, roll ±20; a quarter with a skin-coloured patch over the mouth or an eye. Each is
+detected (``--detector``) and cropped as ``flamefit fit`` does (224², skin weight, MediaPipe's
+478 points when that detector ran).
+
 Parts (``--parts``):
 
-* ``regressor``: synthetic renders of the open model (``--renders``, yaw -90..90 evenly, pitch
-  ±30, roll ±20, a quarter with an occluder over the mouth or an eye); each is detected
-  (``--detector``), and the shipped regressor predicts the head's rotation from the 68 points:
-  the median angle to the true rotation overall and for |yaw| >= 45 degrees;
-* ``fits``: the first ``--fit-renders`` of those renders fitted twice (zero start, regressor
-  start) with ``--iters``: final landmark error (px of the 224² crop), face-vertex error (mm,
-  similarity-aligned), failures (final error over 5 % of the inter-ocular distance), and the
-  steps and seconds each needs to reach the zero start's final landmark error.
+* ``regressor``: the shipped regressor's head rotation from the detected 68 points, and for
+  comparison from the exact projected points (with and without detector-like noise): the
+  median angle to the true rotation overall and for |yaw| >= 45 degrees;
+* ``fits``: every detected render fitted from zero (``--iters``, the reference schedule) and
+  from the regressor with each schedule of ``--regressor-schedules``, in batches of
+  ``--batch``: final landmark error (vs the detected points, % of the inter-ocular distance,
+  and vs the true points), face-vertex error (mm, similarity-aligned), failures (final error
+  over 5 % IOD), the steps and seconds each needs to reach the zero start's final landmark error
+  (the mean distance to the detected points is recorded every 5 steps);
+* ``photos``: the same comparison on real photos (``--photos``; never in tests or the repository).
 
-Figures are printed and saved to ``benchmarks/results/init_<date>.json``. Run it alone.
+Two machines: the detectors (dlib, LiteRT) run on the CPU, the fits are fastest on a GPU.
+
+* ``--prepare FILE.npz``: render and detect here, write the truth parameters, the occluder
+  boxes, the detected 68 and 478 points and small thumbnails of the crops (about 2 MB);
+* ``--from-prepared FILE.npz --device cuda``: render the same parameters on the device, check
+  the crops against the thumbnails, and run ``--parts`` (the fit path imports torch, numpy,
+  scipy and OpenCV only).
+
+Without either, it prepares in memory and runs on ``--device``. Figures are printed and saved
+to ``--out`` (default ``benchmarks/results/init_<date>[_tag].json``).
 """
 
 from __future__ import annotations
@@ -23,197 +40,466 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, save  # noqa: E402
+from _common import RESULTS, machine  # noqa: E402
 
 SIZE = 512
+CROP = 224
+THUMB = 28
+PREPARED_VERSION = 1
+FAILURE_PERCENT_IOD = 5.0
+TRACE_EVERY = 5
 
 
-def renders(count: int, seed: int = 0):
-    """``count`` synthetic renders: uint8 images, truth parameters, true 68 landmarks (pixel
-    indices), yaws (degrees), occluded flags."""
+# -- the synthetic set -------------------------------------------------------------------------
+def draw_truth(scene, count: int, seed: int):
+    """Parameters of ``count`` renders (CPU generator): returns ``FitParameters`` and the
+    yaw / pitch / roll (degrees) and occluded flags (numpy)."""
     from flamefit.fitting.landmark_regressor import _euler_rotation, axis_angle_from_rotation
-    from flamefit.fitting.scene import HeadScene
     from flamefit.fitting.synthetic import random_parameters
-    from flamefit.flame import landmark_sets as ibug
     from flamefit.flame.pose_layout import GLOBAL
-    from flamefit.flame.selection import select_model
 
-    scene = HeadScene.from_model_files(select_model(open_model=True))
     generator = torch.Generator().manual_seed(seed)
     truth = random_parameters(scene, count, generator, spread=0.8)
-    yaw = torch.linspace(-90, 90, count)
+    steep = torch.zeros(count, dtype=torch.bool)
+    steep[::3] = True  # a third at 45-90 degrees, alternating sides
+    side = torch.where(torch.arange(count) % 2 == 0, 1.0, -1.0)
+    uniform = torch.rand(count, generator=generator)
+    yaw = torch.where(steep, side * (45 + 45 * uniform), -45 + 90 * uniform)
     pitch = (torch.rand(count, generator=generator) * 2 - 1) * 30
     roll = (torch.rand(count, generator=generator) * 2 - 1) * 20
     rotation = _euler_rotation(torch.deg2rad(yaw), torch.deg2rad(pitch), torch.deg2rad(roll))
     truth.pose[:, GLOBAL] = axis_angle_from_rotation(rotation)
-    truth.camera[:, 0] *= 0.55
+    truth.camera[:, 0] *= 0.55  # the head in a 512² frame with room to turn
+    occluded = (torch.arange(count) % 4 == 1)
+    return truth, yaw.numpy(), pitch.numpy(), roll.numpy(), occluded.numpy()
+
+
+def render_images(scene, truth, device, chunk: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, 512, 512, 3)`` float32 renders over a grey ramp and the true 68 points (pixel
+    indices), rendered on ``device``."""
     images, landmarks = [], []
-    for start in range(0, count, 16):
-        chunk = slice(start, min(count, start + 16))
-        sub = type(truth)(**{k: v[chunk] for k, v in truth.tensors().items()})
+    count = truth.shape.shape[0]
+    backdrop = torch.linspace(0.35, 0.65, SIZE, device=device)[None, None, :, None]
+    for start in range(0, count, chunk):
+        part = slice(start, min(count, start + chunk))
+        sub = type(truth)(**{k: v[part].to(device) for k, v in truth.tensors().items()})
         with torch.no_grad():
             rendered = scene.render(sub, SIZE)
-        backdrop = torch.linspace(0.35, 0.65, SIZE)[None, None, :, None]
-        image = rendered.image + (1 - rendered.alpha) * backdrop
-        images.append(image)
-        landmarks.append(rendered.landmarks_px - 0.5)
-    images, landmarks = torch.cat(images), torch.cat(landmarks)
-    occluded = torch.zeros(count, dtype=torch.bool)
-    occluded[1::4] = True
-    for index in torch.nonzero(occluded).flatten().tolist():
+            image = rendered.image + (1 - rendered.alpha) * backdrop
+        images.append(image.permute(0, 2, 3, 1).cpu().numpy())
+        landmarks.append((rendered.landmarks_px - 0.5).cpu().numpy())
+    return np.concatenate(images), np.concatenate(landmarks)
+
+
+def occluder_boxes(landmarks: np.ndarray, occluded: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` int boxes ``x0, y0, x1, y1`` over the mouth or an eye (zeros: none)."""
+    from flamefit.flame import landmark_sets as ibug
+
+    boxes = np.zeros((len(landmarks), 4), np.int64)
+    for index in np.flatnonzero(occluded):
         region = (ibug.MOUTH, ibug.RIGHT_EYE, ibug.LEFT_EYE)[index % 3]
         points = landmarks[index, region]
-        x0, y0 = (points.min(dim=0).values - 8).long().tolist()
-        x1, y1 = (points.max(dim=0).values + 12).long().tolist()
-        images[index, :, max(y0, 0):y1, max(x0, 0):x1] = torch.tensor([0.8, 0.6, 0.5])[:, None, None]
-    rgb = (images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
-    return scene, rgb, truth, rotation, landmarks.numpy(), yaw.numpy(), occluded.numpy()
+        x0, y0 = np.floor(points.min(axis=0) - 8).astype(int)
+        x1, y1 = np.floor(points.max(axis=0) + 12).astype(int)
+        boxes[index] = [max(x0, 0), max(y0, 0), x1, y1]
+    return boxes
 
 
+def to_uint8(images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    out = images.copy()
+    for index, (x0, y0, x1, y1) in enumerate(boxes):
+        if x1 > x0:
+            out[index, y0:y1, x0:x1] = (0.8, 0.6, 0.5)
+    return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def thumbnail(crop: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return (cv2.resize(crop, (THUMB, THUMB), interpolation=cv2.INTER_AREA) * 255 + 0.5).astype(np.uint8)
+
+
+def open_scene(device, backend: str = "torch"):
+    from flamefit.fitting.batch import ensure_dense_embedding
+    from flamefit.fitting.scene import HeadScene
+    from flamefit.flame.selection import select_model
+
+    files = select_model(open_model=True)
+    scene = HeadScene.from_model_files(files, backend=backend).to(device)
+    scene.model_file = files.model
+    ensure_dense_embedding(scene)
+    return scene
+
+
+def prepare(count: int, seed: int, detector: str) -> dict:
+    """Render on the CPU and detect: the arrays of the prepared file."""
+    from tqdm import tqdm
+
+    from flamefit.fitting.crop import crop_image
+    from flamefit.fitting.detect import detect_face
+    from flamefit.fitting.mediapipe_detect import N_DENSE
+
+    scene = open_scene("cpu")
+    truth, yaw, pitch, roll, occluded = draw_truth(scene, count, seed)
+    images, true_landmarks = render_images(scene, truth, "cpu")
+    boxes = occluder_boxes(true_landmarks, occluded)
+    rgb = to_uint8(images, boxes)
+    detected = np.full((count, 68, 2), np.nan, np.float32)
+    dense = np.full((count, N_DENSE, 2), np.nan, np.float32)
+    thumbs = np.zeros((count, THUMB, THUMB, 3), np.uint8)
+    names = []
+    for index in tqdm(range(count), desc="detecting", unit="render"):
+        try:
+            found = detect_face(rgb[index], detector=detector)
+        except Exception as error:  # noqa: BLE001 - a render without a face is counted
+            names.append(f"none: {type(error).__name__}")
+            continue
+        names.append(found.detector)
+        detected[index] = found.landmarks
+        if found.dense is not None:
+            dense[index] = found.dense
+        thumbs[index] = thumbnail(crop_image(rgb[index], found.landmarks, resolution=CROP)[0])
+    arrays = {f"truth_{k}": v.numpy() for k, v in truth.tensors().items()}
+    arrays.update(version=np.int64(PREPARED_VERSION), seed=np.int64(seed), yaw=yaw, pitch=pitch,
+                  roll=roll, occluded=occluded, occluder_boxes=boxes,
+                  true_landmarks=true_landmarks.astype(np.float32), detected=detected, dense=dense,
+                  thumbnails=thumbs, detector=np.array(names))
+    return arrays
+
+
+def save_prepared(path: Path, arrays: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+def load_prepared(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    if int(arrays.get("version", -1)) != PREPARED_VERSION:
+        raise SystemExit(f"{path}: prepared by another version of bench_init (want {PREPARED_VERSION})")
+    return arrays
+
+
+def synthetic_inputs(arrays: dict, scene, device) -> SimpleNamespace:
+    """Re-render the prepared parameters on ``device`` and crop each detected render as
+    ``flamefit fit`` does: stacked crops, skin weights, detected 68 and 478 points and the true
+    68 (crop pixel indices), the truth parameters and a check against the thumbnails."""
+    from flamefit.fitting.crop import crop_image
+    from flamefit.fitting.parameters import FitParameters
+    from flamefit.fitting.skin_mask import skin_probability
+
+    truth = FitParameters(**{k[len("truth_"):]: torch.from_numpy(v) for k, v in arrays.items()
+                             if k.startswith("truth_")})
+    images, true_landmarks = render_images(scene, truth, device)
+    rgb = to_uint8(images, arrays["occluder_boxes"])
+    found = np.flatnonzero(np.isfinite(arrays["detected"]).all(axis=(1, 2)))
+    crops, skins, landmarks, dense, truth_crop, diffs = [], [], [], [], [], []
+    for index in found:
+        crop, transform = crop_image(rgb[index], arrays["detected"][index], resolution=CROP)
+        landmarks_crop = transform.to_crop(arrays["detected"][index].astype(np.float64))
+        crops.append(crop)
+        landmarks.append(landmarks_crop)
+        skins.append(skin_probability(crop, landmarks_crop) * transform.inside_image_mask(rgb.shape[1:3]))
+        dense.append(transform.to_crop(arrays["dense"][index].astype(np.float64)))
+        truth_crop.append(transform.to_crop(true_landmarks[index].astype(np.float64)))
+        diffs.append(np.abs(thumbnail(crop).astype(int) - arrays["thumbnails"][index].astype(int)).mean())
+    sub = FitParameters(**{k: v[torch.as_tensor(found)] for k, v in truth.tensors().items()})
+    return SimpleNamespace(
+        index=found, crops=np.stack(crops).astype(np.float32), skin=np.stack(skins).astype(np.float32),
+        landmarks_crop=np.stack(landmarks), dense_crop=np.stack(dense), truth_crop=np.stack(truth_crop),
+        truth=sub, yaw=arrays["yaw"][found], occluded=arrays["occluded"][found],
+        names=[f"render_{i:03d}" for i in found],
+        check={"renders": len(arrays["yaw"]), "detected": len(found),
+               "thumbnail_mean_abs_diff_max": round(float(max(diffs)), 3),
+               "thumbnail_mean_abs_diff_median": round(float(np.median(diffs)), 3)})
+
+
+# -- the regressor alone -----------------------------------------------------------------------
 def rotation_error_deg(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     relative = predicted @ truth.transpose(1, 2)
     cos = ((relative.diagonal(dim1=1, dim2=2).sum(dim=1) - 1) / 2).clamp(-1, 1)
     return torch.rad2deg(torch.acos(cos))
 
 
-def bench_regressor(data, detector: str) -> tuple[dict, list]:
-    from flamefit.fitting.crop import crop_image
-    from flamefit.fitting.detect import detect_face
-    from flamefit.fitting.landmark_regressor import SHIPPED_REGRESSOR, initial_values, load_regressor
+def regressor_rotation_errors(regressor, landmarks_crop: np.ndarray, truth_pose: torch.Tensor) -> np.ndarray:
+    from flamefit.fitting.landmark_regressor import initial_values
     from flamefit.flame.lbs import batch_rodrigues
 
-    scene, rgb, truth, rotation, _, yaw, occluded = data
-    regressor = load_regressor(SHIPPED_REGRESSOR)
-    errors, prepared, failures = [], [], 0
-    started = time.perf_counter()
-    for index in range(len(rgb)):
-        try:
-            found = detect_face(rgb[index], detector=detector)
-        except Exception:  # noqa: BLE001 - counted
-            failures += 1
-            errors.append(float("nan"))
-            prepared.append(None)
-            continue
-        crop, transform = crop_image(rgb[index], found.landmarks, resolution=224)
-        landmarks_crop = transform.to_crop(found.landmarks)
-        values = initial_values(regressor, landmarks_crop[None], 224)[0]
-        predicted = batch_rodrigues(torch.tensor(values["pose"][None, :3]))
-        errors.append(float(rotation_error_deg(predicted, rotation[index:index + 1])[0]))
-        prepared.append((crop, landmarks_crop, found))
-    seconds = time.perf_counter() - started
-    errors = np.array(errors)
+    values = initial_values(regressor, landmarks_crop, CROP)
+    predicted = batch_rodrigues(torch.tensor(np.stack([v["pose"][:3] for v in values])))
+    return rotation_error_deg(predicted, batch_rodrigues(truth_pose[:, :3].float().cpu())).numpy()
+
+
+def _medians(errors: np.ndarray, yaw: np.ndarray, occluded: np.ndarray) -> dict:
     steep = np.abs(yaw) >= 45
-    ok = np.isfinite(errors)
-    result = {"renders": len(rgb), "detector": detector, "not_detected": failures,
-              "median_rotation_error_deg": round(float(np.median(errors[ok])), 2),
-              "median_rotation_error_deg_yaw_45_90": round(float(np.median(errors[ok & steep])), 2),
-              "median_rotation_error_deg_occluded": round(float(np.median(errors[ok & occluded])), 2),
-              "p90_rotation_error_deg": round(float(np.percentile(errors[ok], 90)), 2),
-              "detect_and_regress_ms_per_render": round(1000 * seconds / len(rgb), 1),
-              "per_yaw_bin": {f"{lo}..{lo + 30}": round(float(np.median(errors[ok & (yaw >= lo) & (yaw < lo + 30 + (lo == 60))])), 2)
-                              for lo in range(-90, 90, 30)}}
-    return result, prepared
+    return {"median_deg": round(float(np.median(errors)), 2),
+            "median_deg_yaw_45_90": round(float(np.median(errors[steep])), 2),
+            "median_deg_yaw_under_45": round(float(np.median(errors[~steep])), 2),
+            "median_deg_occluded": round(float(np.median(errors[occluded])), 2),
+            "p90_deg": round(float(np.percentile(errors, 90)), 2),
+            "per_yaw_bin": {f"{lo}..{lo + 30}": round(float(np.median(errors[(yaw >= lo) & (yaw < lo + 30 + (lo == 60))])), 2)
+                            for lo in range(-90, 90, 30)
+                            if ((yaw >= lo) & (yaw < lo + 30 + (lo == 60))).any()}}
 
 
-def bench_fits(data, prepared, count: int, iters: tuple[int, int]) -> dict:
-    from flamefit.fitting.landmark_regressor import SHIPPED_REGRESSOR, initial_values, load_regressor
-    from flamefit.fitting.optimizer import FitConfig, FitStep, fit_batch
-    from flamefit.fitting.synthetic import face_vertex_error_mm
+def bench_regressor(inputs: SimpleNamespace) -> dict:
+    from flamefit.fitting.landmark_regressor import SHIPPED_REGRESSOR, load_regressor
+
+    regressor = load_regressor(SHIPPED_REGRESSOR)
+    pose = inputs.truth.pose
+    generator = np.random.default_rng(0)
+    size = np.ptp(inputs.truth_crop, axis=1).max(axis=1)
+    noisy = inputs.truth_crop + generator.normal(size=inputs.truth_crop.shape) * 0.01 * size[:, None, None]
+    result = {"renders": int(len(inputs.index)),
+              "from_detected": _medians(regressor_rotation_errors(regressor, inputs.landmarks_crop, pose),
+                                        inputs.yaw, inputs.occluded),
+              "from_true_points": _medians(regressor_rotation_errors(regressor, inputs.truth_crop, pose),
+                                           inputs.yaw, inputs.occluded),
+              "from_true_points_noise_1_percent": _medians(regressor_rotation_errors(regressor, noisy, pose),
+                                                           inputs.yaw, inputs.occluded)}
+    detector_error = np.linalg.norm(inputs.landmarks_crop - inputs.truth_crop, axis=-1)  # (N, 68)
+    iod = _iod(inputs.truth_crop)
+    steep = np.abs(inputs.yaw) >= 45
+    result["detector_nme_percent_iod"] = {
+        "median": round(float(np.median(detector_error.mean(axis=1) / iod * 100)), 2),
+        "median_yaw_45_90": round(float(np.median(detector_error[steep].mean(axis=1) / iod[steep] * 100)), 2)}
+    return result
+
+
+def _iod(landmarks: np.ndarray) -> np.ndarray:
     from flamefit.flame.landmark_sets import inter_ocular_distance
 
-    scene, _, truth, _, _, yaw, _ = data
-    regressor = load_regressor(SHIPPED_REGRESSOR)
-    config = FitConfig(rigid_steps=iters[0], full_steps=iters[1])
+    return np.array([inter_ocular_distance(points) for points in landmarks])
+
+
+# -- fits --------------------------------------------------------------------------------------
+def run_fits(scene, inputs: SimpleNamespace, start: str, iters: tuple[int, int], batch: int,
+             device) -> list[dict]:
+    """Fit every input from ``start`` (``"zero"`` or ``"regressor"``) with ``iters``, in batches:
+    per input the final errors, the landmark error every :data:`TRACE_EVERY` steps and the
+    seconds (the batch's wall time shared among its photos) at those steps."""
+    from flamefit.fitting.batch import _initial_parameters, regressor_start
+    from flamefit.fitting.optimizer import FitConfig, fit_batch
+    from flamefit.fitting.synthetic import face_vertex_error_mm
+    from flamefit.renderer.pixel_frames import index_to_screen
+
+    config = FitConfig(resolution=CROP, rigid_steps=iters[0], full_steps=iters[1])
     rows = []
-    detected = [i for i in range(len(prepared)) if prepared[i] is not None]
-    chosen = [detected[int(round(k))] for k in np.linspace(0, len(detected) - 1, min(count, len(detected)))]
-    for index in chosen:  # spread over the yaw range (the renders are in yaw order)
-        crop, landmarks_crop, _ = prepared[index]
-        image = torch.tensor(crop).permute(2, 0, 1)[None].float()
-        target = torch.tensor(landmarks_crop[None] + 0.5, dtype=torch.float32)
-        skin = torch.ones(1, 1, 224, 224)
-        iod = inter_ocular_distance(landmarks_crop)
-        row = {"index": index, "yaw": round(float(yaw[index]), 1)}
-        for start in ("zero", "regressor"):
-            init = None
-            if start == "regressor":
-                values = initial_values(regressor, landmarks_crop[None], 224)[0]
-                init = scene.initial_parameters(1, "cpu")
-                for key, value in values.items():
-                    target_tensor = getattr(init, key)
-                    target_tensor[0, :len(value)] = torch.tensor(value[:target_tensor.shape[1]])
-            trace = []
+    for first in range(0, len(inputs.crops), batch):
+        part = slice(first, min(len(inputs.crops), first + batch))
+        n = part.stop - part.start
+        items = [SimpleNamespace(init=None, notes=[], landmarks_crop=inputs.landmarks_crop[i],
+                                 landmarks_screen=index_to_screen(inputs.landmarks_crop[i]))
+                 for i in range(part.start, part.stop)]
+        images = torch.tensor(inputs.crops[part], device=device).permute(0, 3, 1, 2)
+        target = torch.tensor(index_to_screen(inputs.landmarks_crop[part]), dtype=torch.float32, device=device)
+        dense = torch.tensor(index_to_screen(inputs.dense_crop[part]), dtype=torch.float32, device=device)
+        skin = torch.tensor(inputs.skin[part], device=device)[:, None]
+        trace, clock = [], []
 
-            def hook(state: FitStep, trace=trace) -> None:
-                if state.step % 10 == 0:
-                    with torch.no_grad():
-                        px = scene.landmarks_px(state.params, 224)
-                    done = state.step + (config.rigid_steps if state.stage == "full" else 0)
-                    trace.append((done, time.perf_counter(), float((px - target).norm(dim=-1).mean())))
+        def hook(state, trace=trace, clock=clock, target=target) -> None:
+            done = state.step + (config.rigid_steps if state.stage == "full" else 0)
+            if done % TRACE_EVERY == 0:
+                with torch.no_grad():
+                    px = scene.landmarks_px(state.params, CROP)
+                    trace.append((done, (px - target).norm(dim=-1).mean(dim=1)))
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                clock.append(time.perf_counter())
 
-            started = time.perf_counter()
-            outcome = fit_batch(scene, image, target, skin, config, init=init, progress=hook)
-            seconds = time.perf_counter() - started
-            final = float(outcome.landmark_error[0])
-            # the truth's vertices for the face error, posed with the truth's parameters
-            sub = type(truth)(**{k: v[index:index + 1] for k, v in truth.tensors().items()})
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        init = None
+        if start == "regressor":
+            regressor_start(scene, items, CROP)
+            init = _initial_parameters(scene, items, CROP, device)
+        outcome = fit_batch(scene, images, target, skin, config, init=init, progress=hook,
+                            dense_px=dense if torch.isfinite(dense).any() else None)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - started
+        steps = [s for s, _ in trace]
+        errors = torch.stack([e for _, e in trace], dim=1).cpu().numpy() if trace else np.zeros((n, 0))
+        at = [(t - started) / n for t in clock]
+        truth = type(inputs.truth)(**{k: v[part].to(device) for k, v in inputs.truth.tensors().items()}) \
+            if inputs.truth is not None else None
+        face_mm = [None] * n
+        if truth is not None:
             with torch.no_grad():
-                vertices = scene.flame(shape=sub.shape, expression=sub.expression, pose=sub.pose).vertices
-            row[start] = {"final_px": round(final, 3), "final_percent_iod": round(100 * final / iod, 2),
-                          "face_mm_aligned": round(float(face_vertex_error_mm(scene, outcome.params, vertices, align=True)[0]), 2),
-                          "seconds": round(seconds, 1), "trace": [(s, round(e, 3)) for s, _, e in trace],
-                          "trace_seconds": [round(t - started, 2) for _, t, _ in trace]}
-        goal = row["zero"]["final_px"]
-        for start in ("zero", "regressor"):
-            reached = [(s, t) for (s, e), t in zip(row[start]["trace"], row[start]["trace_seconds"]) if e <= goal * 1.001]
-            row[start]["steps_to_zero_final"] = reached[0][0] if reached else None
-            row[start]["seconds_to_zero_final"] = reached[0][1] if reached else None
-            del row[start]["trace"], row[start]["trace_seconds"]
-        rows.append(row)
-        print(json.dumps(row))
+                vertices = scene.flame(shape=truth.shape, expression=truth.expression, pose=truth.pose).vertices
+            face_mm = face_vertex_error_mm(scene, outcome.params, vertices, align=True).cpu().tolist()
+        fitted = (outcome.landmarks.cpu().numpy() - 0.5)
+        for k, i in enumerate(range(part.start, part.stop)):
+            iod = _iod(inputs.landmarks_crop[i:i + 1])[0]
+            row = {"name": inputs.names[i], "final_px": float(outcome.landmark_error[k]),
+                   "final_percent_iod": 100 * float(outcome.landmark_error[k]) / iod,
+                   "status": outcome.status[k], "seconds": seconds / n,
+                   "steps": steps, "trace_px": errors[k].tolist(), "trace_seconds": at}
+            if inputs.truth_crop is not None:
+                truth_iod = _iod(inputs.truth_crop[i:i + 1])[0]
+                row["final_vs_truth_percent_iod"] = 100 * float(
+                    np.linalg.norm(fitted[k] - inputs.truth_crop[i], axis=-1).mean()) / truth_iod
+                row["face_mm_aligned"] = face_mm[k]
+            rows.append(row)
+        print(f"  {start} {iters[0]},{iters[1]}: {part.stop}/{len(inputs.crops)} fitted, "
+              f"{seconds:.1f} s for {n}", flush=True)
+    return rows
+
+
+def _reach(row: dict, goal: float) -> tuple[int | None, float | None]:
+    for step, error, seconds in zip(row["steps"], row["trace_px"], row["trace_seconds"]):
+        if error <= goal * 1.001:
+            return step, seconds
+    return None, None
+
+
+def summarise(runs: dict[str, list[dict]], yaw: np.ndarray | None, reference: str) -> dict:
+    """Per run: medians, failures, and steps/seconds to reach ``reference``'s final error."""
+    goals = [row["final_px"] for row in runs[reference]]
+    steep = np.zeros(len(goals), bool) if yaw is None else np.abs(yaw) >= 45
     summary = {}
-    for start in ("zero", "regressor"):
-        finals = [r[start]["final_percent_iod"] for r in rows]
-        steps = [r[start]["steps_to_zero_final"] for r in rows if r[start]["steps_to_zero_final"] is not None]
-        steep = [r for r in rows if abs(r["yaw"]) >= 45]
-        summary[start] = {
-            "median_final_percent_iod": round(statistics.median(finals), 2),
-            "median_face_mm_aligned": round(statistics.median(r[start]["face_mm_aligned"] for r in rows), 2),
-            "failures_over_5_percent_iod": sum(f > 5 for f in finals),
-            "failures_yaw_45_90": sum(r[start]["final_percent_iod"] > 5 for r in steep),
-            "median_steps_to_zero_final": statistics.median(steps) if steps else None,
-            "reached_zero_final": len(steps),
-            "median_seconds": round(statistics.median(r[start]["seconds"] for r in rows), 1)}
-    return {"fits": len(rows), "iters": list(iters), "summary": summary, "rows": rows}
+    for name, rows in runs.items():
+        reached = [_reach(row, goal) for row, goal in zip(rows, goals)]
+        steps = [s for s, _ in reached if s is not None]
+        seconds = [t for _, t in reached if t is not None]
+        finals = np.array([row["final_percent_iod"] for row in rows])
+        failed = finals > FAILURE_PERCENT_IOD
+        entry = {"median_final_percent_iod": round(float(np.median(finals)), 3),
+                 "mean_final_percent_iod": round(float(np.mean(finals)), 3),
+                 "failures_over_5_percent_iod": int(failed.sum()),
+                 "failures_yaw_45_90": int((failed & steep).sum()),
+                 "renders_yaw_45_90": int(steep.sum()),
+                 "not_done": sum(row["status"] != "done" for row in rows),
+                 "median_seconds_per_photo": round(float(np.median([row["seconds"] for row in rows])), 3),
+                 "reached_reference_final": len(steps), "of": len(rows),
+                 "median_steps_to_reference_final": None if not steps else float(np.median(steps)),
+                 "median_seconds_to_reference_final": None if not seconds else round(float(np.median(seconds)), 3),
+                 "median_final_minus_reference_percent_iod": round(float(np.median(
+                     finals - np.array([r["final_percent_iod"] for r in runs[reference]]))), 3)}
+        if "face_mm_aligned" in rows[0]:
+            entry["median_face_mm_aligned"] = round(float(np.median([row["face_mm_aligned"] for row in rows])), 3)
+            entry["median_final_vs_truth_percent_iod"] = round(float(np.median(
+                [row["final_vs_truth_percent_iod"] for row in rows])), 3)
+        summary[name] = entry
+    return summary
 
 
-def main() -> None:
+def bench_fits(scene, inputs: SimpleNamespace, iters: tuple[int, int], schedules: list[tuple[int, int]],
+               batch: int, device, zero_schedules: list[tuple[int, int]] = ()) -> dict:
+    runs = {}
+    for start, plan in [("zero", [iters, *zero_schedules]), ("regressor", [iters, *schedules])]:
+        for steps in plan:
+            runs[f"{start}_{steps[0]}_{steps[1]}"] = run_fits(scene, inputs, start, steps, batch, device)
+    reference = f"zero_{iters[0]}_{iters[1]}"
+    summary = summarise(runs, inputs.yaw, reference)
+    compact = {name: [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()
+                       if k not in ("steps", "trace_px", "trace_seconds")} for row in rows]
+               for name, rows in runs.items()}
+    traces = {name: {"steps": rows[0]["steps"],
+                     "median_px": np.median(np.array([r["trace_px"] for r in rows]), axis=0).round(3).tolist()}
+              for name, rows in runs.items()}
+    return {"fits": len(inputs.crops), "reference": reference, "batch": batch, "summary": summary,
+            "median_traces": traces, "rows": compact}
+
+
+def photo_inputs(folder: Path, detector: str) -> SimpleNamespace:
+    from flamefit.fitting.plan import collect_photos
+    from flamefit.fitting.prepare import prepare_image
+    from flamefit.fitting.mediapipe_detect import N_DENSE
+
+    items = []
+    for photo in collect_photos([folder]):
+        try:
+            items.append(prepare_image(photo.path, photo.id, resolution=CROP, detector=detector))
+        except Exception as error:  # noqa: BLE001 - reported
+            print(f"  {photo.path.name}: {error}")
+    missing = np.full((N_DENSE, 2), np.nan)
+    return SimpleNamespace(
+        index=np.arange(len(items)), crops=np.stack([it.crop for it in items]).astype(np.float32),
+        skin=np.stack([it.skin for it in items]).astype(np.float32),
+        landmarks_crop=np.stack([it.landmarks_crop for it in items]),
+        dense_crop=np.stack([missing if it.dense_crop is None else it.dense_crop for it in items]),
+        truth_crop=None, truth=None, yaw=None, occluded=None, names=[it.name for it in items])
+
+
+# -- command line ------------------------------------------------------------------------------
+def _pairs(text: str) -> list[tuple[int, int]]:
+    return [tuple(int(v) for v in item.split(",")) for item in text.split(";") if item.strip()]
+
+
+def main(argv: list[str] | None = None) -> Path | None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--parts", default="regressor,fits")
+    parser.add_argument("--parts", default="regressor,fits", help="regressor, fits, photos (comma-separated)")
     parser.add_argument("--renders", type=int, default=200)
-    parser.add_argument("--fit-renders", type=int, default=12)
-    parser.add_argument("--iters", default="200,800")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--detector", default="auto")
+    parser.add_argument("--prepare", type=Path, default=None, metavar="FILE.npz",
+                        help="render and detect, write FILE.npz and stop")
+    parser.add_argument("--from-prepared", type=Path, default=None, metavar="FILE.npz")
+    parser.add_argument("--limit", type=int, default=None, help="use the first N detected renders only")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backend", default="torch")
+    parser.add_argument("--batch", type=int, default=100, help="fits per batch")
+    parser.add_argument("--iters", default="200,800", help="the zero start's schedule (and the "
+                        "regressor start's first)")
+    parser.add_argument("--regressor-schedules", default="50,800;50,300;100,400;50,200",
+                        help="more schedules for the regressor start, RIGID,FULL;...")
+    parser.add_argument("--zero-schedules", default="", help="more schedules for the zero start")
+    parser.add_argument("--photos", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "photos")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--tag", default="")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    data = renders(args.renders)
-    result = {"machine": machine("cpu")}
-    regressor_result, prepared = bench_regressor(data, args.detector)
-    if "regressor" in args.parts:
-        result["regressor"] = regressor_result
-        print(json.dumps(regressor_result, indent=1))
-    if "fits" in args.parts:
-        result["fits"] = bench_fits(data, prepared, args.fit_renders,
-                                    tuple(int(v) for v in args.iters.split(",")))
-        print(json.dumps(result["fits"]["summary"], indent=1))
-    name = f"init_{datetime.date.today().isoformat()}{('_' + args.tag) if args.tag else ''}"
-    print("saved", save(name, result))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if args.prepare is not None:
+        arrays = prepare(args.renders, args.seed, args.detector)
+        path = save_prepared(args.prepare, arrays)
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB; "
+              f"{int(np.isfinite(arrays['detected']).all(axis=(1, 2)).sum())} of {args.renders} detected)")
+        return path
+    arrays = load_prepared(args.from_prepared) if args.from_prepared else prepare(args.renders, args.seed, args.detector)
+    parts = set(args.parts.split(","))
+    started = time.time()
+    scene = open_scene(device, args.backend)
+    result = {"machine": machine(str(device)), "args": {k: str(v) for k, v in vars(args).items()}}
+    if parts & {"regressor", "fits"}:
+        inputs = synthetic_inputs(arrays, scene, device)
+        if args.limit:
+            keep = slice(0, args.limit)
+            inputs = SimpleNamespace(**{k: (v[keep] if isinstance(v, (np.ndarray, list)) else v)
+                                        for k, v in vars(inputs).items()})
+            inputs.truth = type(inputs.truth)(**{k: v[keep] for k, v in inputs.truth.tensors().items()})
+        result["synthetic"] = {**inputs.check, "used": len(inputs.crops),
+                               "yaw_45_90": int((np.abs(inputs.yaw) >= 45).sum()),
+                               "occluded": int(inputs.occluded.sum())}
+        print(json.dumps(result["synthetic"]))
+        if "regressor" in parts:
+            result["regressor"] = bench_regressor(inputs)
+            print(json.dumps(result["regressor"], indent=1))
+        if "fits" in parts:
+            result["fits"] = bench_fits(scene, inputs, _pairs(args.iters)[0], _pairs(args.regressor_schedules),
+                                        args.batch, device, _pairs(args.zero_schedules))
+            print(json.dumps(result["fits"]["summary"], indent=1))
+    if "photos" in parts:
+        inputs = photo_inputs(args.photos, args.detector)
+        result["photos"] = bench_fits(scene, inputs, _pairs(args.iters)[0], _pairs(args.regressor_schedules),
+                                      1, device, _pairs(args.zero_schedules))
+        print(json.dumps(result["photos"]["summary"], indent=1))
+    result["seconds"] = round(time.time() - started, 1)
+    out = args.out or RESULTS / f"init_{datetime.date.today().isoformat()}{('_' + args.tag) if args.tag else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print("saved", out)
+    return out
 
 
 if __name__ == "__main__":
