@@ -174,10 +174,15 @@ def collect_photos(inputs: list[str | Path]) -> list[Photo]:
         if key not in seen:
             seen.add(key)
             unique.append((path, root))
-    return _assign_ids(unique)
+    return assign_ids(unique)
 
 
-def _assign_ids(photos: list[tuple[Path, Path]]) -> list[Photo]:
+def assign_ids(photos: list[tuple[Path, Path]]) -> list[Photo]:
+    """``(path, root)`` pairs -> photos with unique ids by the rules of this module's docstring.
+
+    ``path`` need not exist: an archive member is named ``ARCHIVE/member`` with root
+    ``ARCHIVE`` (:mod:`flamefit.scale.datasets`), so it gets the id the same photo gets in an
+    unpacked folder."""
     def relative(path: Path, root: Path) -> tuple[str, ...]:
         try:
             return path.relative_to(root).parts
