@@ -711,12 +711,17 @@ def is_output_folder(path: Path) -> bool:
 
 def init_folder(given: Path, photo_id: str, n_photos: int) -> Path | None:
     """``--init FOLDER``'s entry for one photo when it holds no ``<id>.<ext>`` file: the
-    regressor folder ``FOLDER/<id>/``, or for a run of one photo ``FOLDER`` itself."""
-    entry = Path(given) / photo_id
-    if is_output_folder(entry):
-        return entry
-    if n_photos == 1 and is_output_folder(given):
-        return Path(given)
+    ``params.npz`` of a flamefit result folder ``FOLDER/<id>/`` (``flamefit fit`` or ``flamefit
+    regress`` output), the regressor folder ``FOLDER/<id>/``, or for a run of one photo the same
+    in ``FOLDER`` itself."""
+    from flamefit.fitting.results import PARAMS_FILE
+
+    candidates = [Path(given) / photo_id] + ([Path(given)] if n_photos == 1 else [])
+    for entry in candidates:
+        if (entry / PARAMS_FILE).is_file():
+            return entry / PARAMS_FILE
+        if is_output_folder(entry):
+            return entry
     return None
 
 
