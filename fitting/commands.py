@@ -37,17 +37,25 @@ def report_summary(summary) -> int:
     return 1 if summary.failed else 0
 
 
-def cmd_fit(args: argparse.Namespace) -> int:
-    from flamefit.fitting.batch import FitInterrupted, fit_images
+def run_fit_job(job) -> int:
+    """Run ``job()`` (a batch returning a :class:`~flamefit.fitting.batch.FitSummary`) and print
+    its summary; the exit status (130 when Ctrl-C stopped it, after printing what finished)."""
+    from flamefit.fitting.batch import FitInterrupted
 
     try:
-        summary = fit_images(args.inputs, args.out, fit_options(args))
+        summary = job()
     except FitInterrupted as stop:
         report_summary(stop.summary)
         print("flamefit fit: interrupted; the photos above are finished, the rest are not. Run "
               "the same command again to resume.", file=sys.stderr)
         return 130
     return report_summary(summary)
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from flamefit.fitting.batch import fit_images
+
+    return run_fit_job(lambda: fit_images(args.inputs, args.out, fit_options(args)))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -8,6 +8,9 @@
     flamefit build-texture-space IMAGES... --out DIR    an albedo PCA space from many fits
     flamefit sample-texture-space FILE --out DIR        look at an albedo space
     flamefit serve [--port 8000]      the web page: upload, watch the fit, view, download
+    flamefit select DATASET --out DIR pick photos for a texture space (one face, yaw, size,
+                                      sharpness, skin-tone balance)
+    fit / build-texture-space ... --ray [ADDRESS]   the same jobs on a Ray cluster (flamefit.scale)
 
 Each package registers its own subcommands (``flamefit.flame.commands``,
 ``flamefit.fitting.commands``, ``flamefit.texture_space.commands``, ``flamefit.web.commands``): ``register(subparsers,
@@ -140,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     from flamefit.fitting import commands as fitting_commands
     from flamefit.flame import commands as flame_commands
     from flamefit.texture_space import commands as texture_space_commands
+    from flamefit.scale import commands as scale_commands
     from flamefit.web import commands as web_commands
 
     parser = ArgumentParser(
@@ -152,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flamefit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     shared = SharedOptions()
-    for package in (flame_commands, fitting_commands, texture_space_commands, web_commands):
+    for package in (flame_commands, fitting_commands, texture_space_commands, web_commands,
+                    scale_commands):  # scale last: it extends fit and build-texture-space
         package.register(sub, shared)
     return parser
 

@@ -20,6 +20,8 @@ LAYERS = {
     "texture_space": {"utils", "flame", "renderer", "fitting", "texture_space"},
     # the web page: the top layer (it may use every layer below; none may import it)
     "web": {"utils", "flame", "renderer", "fitting", "texture_space", "web"},
+    # datasets and Ray jobs: on top of fitting and texture_space (none of them may import it)
+    "scale": {"utils", "flame", "renderer", "fitting", "texture_space", "scale"},
 }
 
 
@@ -36,7 +38,7 @@ def flamefit_imports(path: Path) -> set[str]:
             parts = name.split(".")
             if parts[0] == "flamefit" and len(parts) > 1:
                 found.add(parts[1])
-    return found & {"utils", "flame", "renderer", "fitting", "texture_space", "web", "cli"}
+    return found & {"utils", "flame", "renderer", "fitting", "texture_space", "web", "scale", "cli"}
 
 
 def test_one_top_level_import_name():
@@ -48,7 +50,7 @@ def test_one_top_level_import_name():
 
 def test_generic_names_are_not_importable_from_elsewhere(tmp_path):
     code = ("import importlib.util, sys; "
-            "print([n for n in ('flame', 'renderer', 'fitting', 'texture_space', 'web') "
+            "print([n for n in ('flame', 'renderer', 'fitting', 'texture_space', 'web', 'scale') "
             "if importlib.util.find_spec(n) is not None])")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -70,11 +72,12 @@ def test_utils_import_no_layer():
 
 def test_help_imports_no_torch():
     code = ("import sys\nfrom flamefit.cli import main\n"
-            "for command in ([], ['fit'], ['build-texture-space'], ['convert-ict'], ['serve']):\n"
+            "for command in ([], ['fit'], ['build-texture-space'], ['convert-ict'], ['serve'], ['select']):\n"
             "    main(command + ['--help'])\n"
-            "heavy = [m for m in ('torch', 'fastapi', 'uvicorn') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'fastapi', 'uvicorn', 'ray', 'pyarrow') if m in sys.modules]\n"
             "print('IMPORTED ' + ' '.join(heavy) if heavy else 'NO TORCH')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "NO TORCH"
     assert "--changed-photos" in out.stdout and "--open-model" in out.stdout
     assert "--max-upload-mb" in out.stdout and "--workers" in out.stdout
+    assert out.stdout.count("--ray [ADDRESS]") >= 2 and "--landmarks-from-metadata" in out.stdout

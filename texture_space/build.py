@@ -65,6 +65,12 @@ log = logging.getLogger(__name__)
 PhotoCallback = Callable[[int, str, dict], None]
 """``on_photo(round, name, record)``, called after each photo's record is written."""
 
+RoundRunner = Callable[[int, "Path | None", "list[tuple[Path, str]]", "dict[str, dict | None] | None"], None]
+"""``fit_round(round_index, space, photos, fits)``: stage 1 of a round (fit + unwrap) for the
+photos without a record, with the round's albedo ``space`` (None: the bootstrap); ``fits``
+as in :func:`_fit_and_unwrap_round`. :class:`RoundFitter` runs it in this process; the
+scale-out layer (:mod:`flamefit.scale`) on a pool of Ray actors, each holding a RoundFitter."""
+
 
 @dataclass
 class BuildSummary:
@@ -142,6 +148,38 @@ def _scene(model: _Model, options: BuildOptions, space: Path | None, device: tor
 
 
 # -- stage 1: fit and unwrap -------------------------------------------------------------------
+class RoundFitter:
+    """Stage 1 of any round for any of its photos, on this machine: the model loaded once, the
+    round's scene once per round (a :data:`RoundRunner`).
+
+    Args:
+        out_dir: the build folder (records, fits and unwraps are written there).
+        options: the build's :class:`BuildOptions`.
+        device: torch device (default: ``options.device`` resolved).
+        model: the loaded model, when the caller has it already.
+        on_photo, show_progress: as in :func:`build_texture_space`.
+    """
+
+    def __init__(self, out_dir: str | Path, options: BuildOptions, device=None, model: _Model | None = None,
+                 on_photo: PhotoCallback | None = None, show_progress: bool = False):
+        self.folder = BuildFolder(Path(out_dir))
+        self.options = options
+        self.device = device if device is not None else resolve_device(options.device)
+        self.model = model
+        self.on_photo, self.show_progress = on_photo, show_progress
+        self._scene_key, self._scene = None, None
+
+    def __call__(self, round_index: int, space: Path | None, photos: list[tuple[Path, str]],
+                 fits: dict[str, dict | None] | None = None) -> None:
+        if self.model is None:
+            self.model = _load_model(self.options, self.device)
+        key = (round_index, str(space))
+        if self._scene_key != key:
+            self._scene, self._scene_key = _scene(self.model, self.options, space, self.device), key
+        _fit_and_unwrap_round(self.folder, self.model, self._scene, self.options, round_index, photos,
+                              self.on_photo, self.show_progress, fits=fits)
+
+
 def _landmarks_path(folder: BuildFolder, options: BuildOptions, path: Path, name: str) -> Path | None:
     """The user's landmark file, else the cached ones; with ``from_fits`` the cache (the fit's
     landmarks) comes first, so every round crops the square the fit used."""
@@ -590,6 +628,8 @@ def build_texture_space(
     *,
     on_photo: PhotoCallback | None = None,
     show_progress: bool = True,
+    photos: list[tuple[Path, str]] | None = None,
+    fit_round: RoundRunner | None = None,
 ) -> BuildSummary:
     """Build an albedo space from the photos in ``inputs`` (files, folders, globs) into ``out_dir``.
 
@@ -606,6 +646,8 @@ def build_texture_space(
         options: :class:`BuildOptions`.
         on_photo: called as ``on_photo(round, name, record)`` after each photo is recorded.
         show_progress: tqdm bars per stage.
+        photos: ``[(photo file, name)]`` instead of ``inputs`` (a dataset listed by the caller).
+        fit_round: who runs stage 1 of each round (default: a :class:`RoundFitter` here).
 
     Returns:
         :class:`BuildSummary`.
@@ -626,7 +668,12 @@ def build_texture_space(
         raise UsageError(f"--bootstrap must be one of {', '.join(BOOTSTRAPS)}, got {options.bootstrap!r}")
     out_dir = Path(out_dir)
     fits = None
-    if options.from_fits is not None:
+    if photos is not None:
+        if inputs or options.from_fits is not None:
+            raise UsageError("give photos, inputs or --from-fits, one of them")
+        if not photos:
+            raise UsageError("no photos given")
+    elif options.from_fits is not None:
         if inputs:
             raise InputError(None, "give photos or --from-fits, not both: with --from-fits the photos are "
                                    "the ones its fits were made from")
@@ -637,11 +684,13 @@ def build_texture_space(
         photos = [(photo.path, photo.id) for photo in collect_photos(inputs)]
     device = resolve_device(options.device)
     with folder_lock(out_dir):
-        return _build(photos, fits, out_dir, options, device, on_photo, show_progress)
+        return _build(photos, fits, out_dir, options, device, on_photo, show_progress, fit_round)
 
 
-def _build(photos, fits, out_dir: Path, options: BuildOptions, device, on_photo, show_progress) -> BuildSummary:
+def _build(photos, fits, out_dir: Path, options: BuildOptions, device, on_photo, show_progress,
+           fit_round: RoundRunner | None) -> BuildSummary:
     model = _load_model(options, device)
+    fit_round = fit_round or RoundFitter(out_dir, options, device, model, on_photo, show_progress)
     folder = BuildFolder(out_dir)
     settings = {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(options).items()}
     settings["model"] = model.files.describe()
@@ -652,9 +701,7 @@ def _build(photos, fits, out_dir: Path, options: BuildOptions, device, on_photo,
     for round_index in range(options.rounds):
         report = folder.finished_round(round_index)
         if report is None:
-            scene = _scene(model, options, space, device)
-            _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on_photo, show_progress,
-                                  fits=fits)
+            fit_round(round_index, space, photos, fits)
             report = _build_round_space(folder, model, options, round_index, photos, show_progress)
         else:
             log.info("round %d already finished; reusing %s", round_index, folder.space_file(round_index))

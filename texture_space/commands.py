@@ -16,10 +16,9 @@ from flamefit.texture_space.choices import BOOTSTRAPS, COMPLETION_METHODS
 from flamefit.texture_space.options import BuildOptions
 
 
-def cmd_build_texture_space(args: argparse.Namespace) -> int:
-    from flamefit.texture_space.build import build_texture_space
-
-    options = BuildOptions(
+def build_options(args: argparse.Namespace) -> BuildOptions:
+    """The :class:`BuildOptions` of parsed ``build-texture-space`` arguments."""
+    return BuildOptions(
         components=args.components, rounds=args.rounds, resolution=args.resolution,
         batch_size=args.batch_size, device=args.device, iters=args.iters,
         fit_resolution=args.fit_resolution, unwrap_crop=args.unwrap_crop, landmarks=args.landmarks,
@@ -28,12 +27,21 @@ def cmd_build_texture_space(args: argparse.Namespace) -> int:
         min_skin=args.min_skin, holdout=args.holdout, completion=args.completion,
         detector=args.detector, backend=args.backend, keep_stacks=args.keep_stacks, from_fits=args.from_fits,
     )
-    summary = build_texture_space(args.inputs, args.out, options)
+
+
+def print_build_summary(summary, out: Path) -> int:
+    """Print a build's skipped photos, its ``summary.txt`` and its line; the exit status."""
     for name, reason in sorted(summary.skipped.items()):
         print(f"skipped: {name}: {reason}")
-    print((args.out / "summary.txt").read_text())
+    print((Path(out) / "summary.txt").read_text())
     print(summary.line())
     return 0
+
+
+def cmd_build_texture_space(args: argparse.Namespace) -> int:
+    from flamefit.texture_space.build import build_texture_space
+
+    return print_build_summary(build_texture_space(args.inputs, args.out, build_options(args)), args.out)
 
 
 def cmd_sample_texture_space(args: argparse.Namespace) -> int:

@@ -1,0 +1,104 @@
+"""``flamefit fit`` on datasets without Ray: FFHQ's layout with its metadata landmarks, a zip
+with a corrupt member, resuming across containers, and the plain path left as it was."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from flamefit.cli import main
+from flamefit.fitting.results import read_report
+from flamefit.scale.worker import read_journal
+from tests.scale.conftest import images_in, render_faces, write_ffhq, write_zip
+
+pytestmark = pytest.mark.slow  # real fits (reduced steps)
+
+QUICK = ["--iters", "5,5", "--resolution", "64", "--device", "cpu", "--batch-size", "2"]
+
+
+@pytest.fixture(autouse=True)
+def demo_head_cache(demo_head_dir, monkeypatch):
+    monkeypatch.setenv("FLAMEFIT_CACHE", str(demo_head_dir.parent))
+    monkeypatch.setenv("FLAMEFIT_FLAME_DIR", str(demo_head_dir.parent / "no-flame-here"))
+
+
+@pytest.fixture(scope="module")
+def ffhq(tmp_path_factory, demo_head_dir):
+    root = tmp_path_factory.mktemp("ffhq")
+    images = write_ffhq(root, render_faces(demo_head_dir, 4, size=96))
+    return root, images
+
+
+def summary_rows(out) -> dict[str, dict]:
+    with open(out / "summary.csv") as stream:
+        return {row["id"]: row for row in csv.DictReader(stream)}
+
+
+def test_ffhq_folder_with_metadata_landmarks(ffhq, tmp_path, capsys):
+    root, images = ffhq
+    out = tmp_path / "out"
+    assert main(["fit", str(images), "--out", str(out), "--landmarks-from-metadata", *QUICK]) == 0
+    rows = summary_rows(out)
+    assert sorted(rows) == ["00000/00000", "00000/00500", "01000/01000", "01000/01500"]
+    assert {row["status"] for row in rows.values()} == {"fitted"}
+    report = read_report(out / "01000" / "01500")
+    assert report["status"] == "done" and report["landmarks_source"] == "user file"
+    assert report["input"] == str(images.absolute() / "01000" / "01500.png")
+    assert any("FFHQ metadata" in note for note in report["notes"])
+    assert "photos/s" in capsys.readouterr().out
+    # the same photos from a zip next to the metadata: same ids, same bytes: nothing to redo
+    zipped = write_zip(root / "ffhq.zip", images_in(images))
+    try:
+        assert main(["fit", str(zipped), "--out", str(out), "--landmarks-from-metadata", *QUICK]) == 0
+    finally:
+        zipped.unlink()
+    assert {row["status"] for row in summary_rows(out).values()} == {"skipped"}
+    fitted = [line["id"] for line in read_journal(out) if line["status"] == "fitted"]
+    assert sorted(fitted) == sorted(rows)  # each fitted once, in the first run
+
+
+def test_a_corrupt_member_fails_alone_and_reports_name_the_archive(ffhq, tmp_path, capsys):
+    root, images = ffhq
+    files = images_in(images)
+    files["00000/00500.png"] = files["00000/00500.png"][:300]  # truncated PNG
+    files["00000/notes.png"] = b"this is not an image"
+    zipped = write_zip(root / "damaged.zip", files)
+    out = tmp_path / "out"
+    try:
+        status = main(["fit", str(zipped), "--out", str(out), "--landmarks-from-metadata", *QUICK])
+    finally:
+        zipped.unlink()
+    assert status == 1
+    rows = summary_rows(out)
+    assert rows["00000/00000"]["status"] == "fitted" and rows["01000/01500"]["status"] == "fitted"
+    for name in ("00000/00500", "00000/notes"):
+        assert rows[name]["status"] == "failed"
+        report = read_report(out / name)
+        assert report["status"] == "failed" and report["input"] == str(zipped.absolute() / f"{name}.png")
+        assert str(zipped.absolute()) in report["error"] and "flamefit-scale-" not in report["error"]
+    assert "failed: 00000/notes" in capsys.readouterr().out
+
+
+def test_plain_folders_still_take_the_single_machine_path(ffhq, tmp_path, monkeypatch):
+    _, images = ffhq
+    import flamefit.scale.jobs as jobs
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a plain folder went through the dataset path")
+
+    monkeypatch.setattr(jobs, "fit_dataset", refuse)
+    landmarks = tmp_path / "landmarks"
+    for name in ("00000/00000",):
+        target = landmarks / f"{name}.npy"
+        target.parent.mkdir(parents=True)
+        import numpy as np
+
+        data = json.loads((images.parent / "ffhq-dataset-v2.json").read_text())["0"]["image"]["face_landmarks"]
+        np.save(target, np.asarray(data))
+    out = tmp_path / "out"
+    assert main(["fit", str(images / "00000" / "00000.png"), "--out", str(out),
+                 "--landmarks", str(landmarks / "00000" / "00000.npy"), *QUICK]) == 0
+    assert read_report(out / "00000")["status"] == "done"
+    assert not (out / ".flamefit-scale").exists()
