@@ -161,7 +161,7 @@ def _regress_batch(batch, network, scene, options: RegressOptions, context: dict
     crops = torch.tensor(np.stack([it.crop for it in items]), device=device).permute(0, 3, 1, 2).float()
     landmarks = torch.tensor(np.stack([it.landmarks_screen for it in items]), dtype=torch.float32, device=device)
     predicted_at = time.time()
-    params = network.predict(crops.contiguous(memory_format=torch.channels_last))
+    params = network.predict(crops)
     network_seconds = time.time() - predicted_at
     outcome = _outcome(scene, params, crops, landmarks, resolution)
     seconds = (time.time() - started) / len(items)

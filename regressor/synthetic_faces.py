@@ -209,7 +209,10 @@ class SyntheticFaceSampler:
             "gain": u(0.7, 1.3, batch, 1) * u(0.9, 1.1, batch, 3), "contrast": u(0.7, 1.3, batch),
             "saturation": u(0.5, 1.3, batch), "gamma": u(0.8, 1.25, batch),
             "grey": torch.rand(batch, generator=g) < 0.08, "blur": torch.randint(0, 4, (batch,), generator=g),
-            "noise": u(0.0, 0.03, batch), "noise_field": torch.randn(batch, 3, self.resolution, self.resolution, generator=g),
+            "noise": u(0.0, 0.03, batch),
+            # the pixel noise is drawn on the device from this seed (a CPU draw of B x 3 x R x R
+            # numbers and its copy would cost more than the render)
+            "noise_seed": torch.randint(0, 2**62, (1,), generator=g),
         }
 
     def _grid(self, batch: int) -> torch.Tensor:
@@ -274,4 +277,6 @@ class SyntheticFaceSampler:
                 size = 2 * level + 1
                 blurred = F.avg_pool2d(F.pad(images, [level] * 4, mode="replicate"), size, 1)
                 images = torch.where(chosen[:, None, None, None], blurred, images)
-        return images + d["noise_field"] * d["noise"][:, None, None, None]
+        field = torch.randn(images.shape, device=self.device,
+                            generator=torch.Generator(device=self.device).manual_seed(int(draws["noise_seed"])))
+        return images + field * d["noise"][:, None, None, None]

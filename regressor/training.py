@@ -190,7 +190,7 @@ def train_regressor(scene, out_dir: str | Path, settings: TrainingSettings, mode
                          resolution=settings.resolution, width=settings.width, model_sha256=model_sha256,
                          model_description=getattr(scene, "description", ""))
     torch.manual_seed(settings.seed)  # weight initialisation
-    network = ImageRegressor(spec).to(device).to(memory_format=torch.channels_last)
+    network = ImageRegressor(spec).to_device(device)
     optimiser = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
     training_log, start = TrainingLog(), 0
     checkpoint = _load_checkpoint(out / CHECKPOINT_FILE, settings, spec, device)
@@ -225,7 +225,7 @@ def train_regressor(scene, out_dir: str | Path, settings: TrainingSettings, mode
             images.append(fits.images[rows].to(device).float() / 255)
             labels.append(FitParameters(**{k: v[rows] for k, v in fits.params.tensors().items()}).to(device))
         joined = FitParameters(**{k: torch.cat([getattr(p, k) for p in labels]) for k in labels[0].tensors()})
-        return torch.cat(images).contiguous(memory_format=torch.channels_last), joined
+        return torch.cat(images), joined
 
     def save(step: int) -> None:
         training_log.seconds = round(training_log.seconds + time.time() - resumed_at, 1)
@@ -258,7 +258,7 @@ def train_regressor(scene, out_dir: str | Path, settings: TrainingSettings, mode
                 training_log.steps.append(done)
                 training_log.loss.append(round(float(loss.detach()), 5))
                 for name, value in terms.items():
-                    training_log.terms.setdefault(name, []).append(round(float(value), 5))
+                    training_log.terms.setdefault(name, []).append(round(float(value.detach()), 5))
                 bar.set_postfix_str(f"loss {float(loss.detach()):.3f}")
             if validation is not None or fits_val is not None:
                 if done % settings.validation_every == 0 or done == settings.steps:
@@ -288,7 +288,8 @@ def train_regressor(scene, out_dir: str | Path, settings: TrainingSettings, mode
 
 
 def validate(network: ImageRegressor, scene, synthetic, fits, resolution: int, device) -> dict:
-    """Median errors on the synthetic validation set (all and |yaw| >= 45) and the held-out fits."""
+    """Median errors (and the mean loss, ``loss_median`` being that mean per chunk) on the
+    synthetic validation set (all and |yaw| >= 45) and on the held-out fits."""
     network.eval()
     figures: dict[str, float] = {}
     with torch.no_grad():
@@ -312,10 +313,12 @@ def _errors_in_chunks(network, scene, images, truth: FitParameters, resolution: 
     out: dict[str, list[torch.Tensor]] = {}
     for begin in range(0, images.shape[0], chunk):
         rows = slice(begin, begin + chunk)
-        predicted = network.predict(images[rows].contiguous(memory_format=torch.channels_last))
+        predicted = network.predict(images[rows])
         part = FitParameters(**{k: v[rows] for k, v in truth.tensors().items()})
         for name, values in prediction_errors(scene, predicted, part, resolution).items():
             out.setdefault(name, []).append(values.float().cpu())
+        loss, _ = regression_loss(scene, network.decode(network(images[rows])), part, resolution)
+        out.setdefault("loss", []).append(loss.float().cpu().expand(len(part.pose)))
     return {name: torch.cat(values) for name, values in out.items()}
 
 
@@ -406,7 +409,7 @@ def load_image_regressor(path: str | Path, device="cpu") -> ImageRegressor:
         raise ValueError(f"{path}: a regressor file of another format version; retrain it")
     network = ImageRegressor(RegressorSpec.from_dict(payload["spec"]))
     network.load_state_dict(payload["state"])
-    return network.to(device).eval()
+    return network.to_device(device).eval()
 
 
 __all__ = ["TrainingSettings", "TrainingLog", "TrainingStopped", "train_regressor", "regression_loss",

@@ -20,8 +20,10 @@ LAYERS = {
     "texture_space": {"utils", "flame", "renderer", "fitting", "texture_space"},
     # the web page: the top layer (it may use every layer below; none may import it)
     "web": {"utils", "flame", "renderer", "fitting", "texture_space", "web"},
-    # datasets and Ray jobs: on top of fitting and texture_space (none of them may import it)
-    "scale": {"utils", "flame", "renderer", "fitting", "texture_space", "scale"},
+    # the image regressor: trained on renders and fits, writes fit results (above fitting)
+    "regressor": {"utils", "flame", "renderer", "fitting", "regressor"},
+    # datasets and Ray jobs: on top of fitting, texture_space and the regressor (none may import it)
+    "scale": {"utils", "flame", "renderer", "fitting", "texture_space", "regressor", "scale"},
 }
 
 
@@ -38,7 +40,8 @@ def flamefit_imports(path: Path) -> set[str]:
             parts = name.split(".")
             if parts[0] == "flamefit" and len(parts) > 1:
                 found.add(parts[1])
-    return found & {"utils", "flame", "renderer", "fitting", "texture_space", "web", "scale", "cli"}
+    return found & {"utils", "flame", "renderer", "fitting", "texture_space", "regressor", "web", "scale",
+                     "cli"}
 
 
 def test_one_top_level_import_name():
@@ -50,7 +53,7 @@ def test_one_top_level_import_name():
 
 def test_generic_names_are_not_importable_from_elsewhere(tmp_path):
     code = ("import importlib.util, sys; "
-            "print([n for n in ('flame', 'renderer', 'fitting', 'texture_space', 'web', 'scale') "
+            "print([n for n in ('flame', 'renderer', 'fitting', 'texture_space', 'regressor', 'web', 'scale') "
             "if importlib.util.find_spec(n) is not None])")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
