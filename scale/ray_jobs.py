@@ -89,8 +89,8 @@ def pool_shape(scale: ScaleOptions) -> tuple[int, float, float]:
         workers = scale.workers
     elif gpus:
         workers = max(1, int(n_gpu // gpus))
-    else:
-        workers = max(1, int((n_cpu - 1) // cpus) if n_cpu > 1 else 1)
+    else:  # one torch thread each: one actor per CPU, one CPU left to reading and the driver
+        workers = max(1, int(n_cpu) - 1)
     if gpus and workers * gpus > n_gpu + 1e-9:
         raise UsageError(f"{workers} workers x {gpus:g} GPUs need {workers * gpus:g} GPUs; the cluster has "
                          f"{n_gpu:g}: lower --ray-workers or --ray-gpus-per-worker")
