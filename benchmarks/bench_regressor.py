@@ -75,7 +75,7 @@ def train(args) -> None:
     print(f"probe: {per_step * 1000:.0f} ms/step at batch {args.batch_size}; {budget:.2f} min left -> "
           f"{steps} steps ({steps * args.batch_size} samples)", flush=True)
     settings = TrainingSettings(steps=steps, batch_size=args.batch_size, width=args.width,
-                                learning_rate=args.learning_rate, validation_size=256,
+                                learning_rate=args.learning_rate, validation_size=args.validation_size,
                                 validation_every=max(50, steps // 12), checkpoint_every=max(100, steps // 4),
                                 device=args.device, minutes=budget * 1.05)
     network, log = train_regressor(scene, work / "run", settings, model_sha256=sha, show_progress=False)
@@ -249,6 +249,7 @@ def main() -> None:
     t.add_argument("--batch-size", type=int, default=256)
     t.add_argument("--width", type=int, default=32)
     t.add_argument("--learning-rate", type=float, default=1e-3)
+    t.add_argument("--validation-size", type=int, default=256)
     t.add_argument("--out", required=True)
     t.add_argument("--work", default="/tmp/flamefit_regressor_work")
     e = sub.add_parser("evaluate")
