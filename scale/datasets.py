@@ -149,7 +149,7 @@ def is_dataset_input(entry: str | Path) -> bool:
     if path.is_file():
         return is_container(path)
     if path.is_dir():
-        return bool(_containers_in(path)) and not _has_images(path)
+        return not _has_images(path) and bool(_containers_in(path))
     if glob.has_magic(text):
         return any(is_container(m) for m in glob.glob(text, recursive=True))
     return False
@@ -317,11 +317,7 @@ def _list_parquet(path: Path):
         n_rows = parquet.metadata.row_group(group).num_rows
         names: list | None = None
         if id_column is not None:
-            table = parquet.read_row_group(group, columns=[id_column.split(".")[0]])
-            values = table.column(0)
-            if "." in id_column:
-                values = values.combine_chunks().field(id_column.split(".", 1)[1])
-            names = values.to_pylist()
+            names = _parquet_column(parquet, group, id_column).to_pylist()
         for row in range(n_rows):
             index = len(listed)
             name = names[row] if names is not None and names[row] else f"{path.stem}/{index:06d}"
@@ -456,14 +452,19 @@ def read_photo(photo: DatasetPhoto, cache: dict | None = None) -> bytes:
     raise OSError(f"{photo.source}: unknown kind {photo.kind!r}")
 
 
+def _parquet_column(parquet, group: int, column: str):
+    """One row group's values of ``column`` (``name`` or ``struct.field``: only that field is read)."""
+    values = parquet.read_row_group(group, columns=[column]).column(0)
+    if "." in column:
+        values = values.combine_chunks().field(column.split(".", 1)[1])
+    return values
+
+
 def _parquet_bytes(photo: DatasetPhoto, cache: dict) -> bytes:
-    column = photo.column.split(".", 1)
-    key = (photo.container, photo.row_group, column[0])
+    key = (photo.container, photo.row_group, photo.column)
     if key not in cache:
-        cache[key] = _parquet(photo.container).read_row_group(photo.row_group, columns=[column[0]]).column(0)
+        cache[key] = _parquet_column(_parquet(photo.container), photo.row_group, photo.column)
     value = cache[key][photo.row].as_py()
-    if len(column) > 1:
-        value = (value or {}).get(column[1])
     if not value:
         raise OSError("the row holds no image bytes")
     return bytes(value)

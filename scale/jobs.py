@@ -20,7 +20,7 @@ from flamefit.fitting.batch import FitSummary
 from flamefit.fitting.options import FitOptions
 from flamefit.scale.datasets import Dataset, open_dataset
 from flamefit.scale.options import ScaleOptions
-from flamefit.scale.worker import ROW_KEYS, FitWorker
+from flamefit.scale.worker import ROW_KEYS, FitWorker, per_photo_inputs
 from flamefit.utils import UsageError, folder_lock
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,21 @@ def _rows_on_ray(dataset: Dataset, out_dir: Path, options: FitOptions, scale: Sc
         ray_jobs.shutdown_if(started)
 
 
+def _check_per_photo_inputs(options: FitOptions, dataset: Dataset) -> None:
+    """``--landmarks``, ``--mask`` and ``--init`` must be folders of ``<id>.<ext>`` files for
+    several photos (checked here, before any worker starts).
+
+    Raises:
+        UsageError: one file given for several photos, or a path that does not exist.
+    """
+    from flamefit.fitting.plan import Photo, side_file
+
+    first = dataset.photos[0]
+    photo = Photo(first.id, Path(first.source), Path(first.source).parent)
+    for option, given in per_photo_inputs(options):
+        side_file(option, given, photo, len(dataset.photos))
+
+
 def fit_dataset(inputs: list[str | Path], out_dir: str | Path, options: FitOptions | None = None,
                 scale: ScaleOptions | None = None, show_progress: bool = True):
     """Fit every photo of a dataset (folders, zip / tar / parquet files; see
@@ -124,12 +139,15 @@ def fit_dataset(inputs: list[str | Path], out_dir: str | Path, options: FitOptio
     """
     from flamefit.fitting.batch import FitInterrupted, check_options, check_output_folder
     from flamefit.fitting.results import SUMMARY_FILE, write_summary_csv
+    from flamefit.flame.selection import select_model
 
     options = options or FitOptions()
     scale = scale or ScaleOptions()
     check_options(options)
     out_dir = Path(out_dir)
     dataset = load_dataset(inputs, scale)
+    _check_per_photo_inputs(options, dataset)
+    select_model(options.flame_dir, open_model=options.open_model)  # no model: say so before any work
     check_output_folder(out_dir)
     summary = DatasetSummary(out_dir=out_dir)
     runner = _rows_here if scale.ray is None else _rows_on_ray

@@ -137,11 +137,9 @@ class FitWorker:
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_bytes(content)
         named = Photo(id=photo.id, path=local, root=scratch)
-        files = {option: side_file(option, given, named, 2) for option, given in
-                 (("landmarks", self.options.landmarks), ("mask", self.options.mask),
-                  ("init", None if str(self.options.init) == "regressor" else self.options.init))}
+        files = {option: side_file(option, given, named, 2) for option, given in per_photo_inputs(self.options)}
         note = text
-        if self.landmarks_from_metadata and files["landmarks"] is None:
+        if self.landmarks_from_metadata and files.get("landmarks") is None:
             files["landmarks"], extra = _metadata_landmarks_file(photo, content, scratch)
             note = "; ".join(filter(None, [note, extra]))
         return PlannedPhoto(id=photo.id, path=local, sha256=sha, note=note, source=photo.source, **files)
@@ -156,6 +154,19 @@ class FitWorker:
                                          "batch_seconds": round(seconds, 3)}) + "\n")
             stream.flush()
             os.fsync(stream.fileno())
+
+
+#: ``--init`` values that are not files: where every fit starts (see FitOptions.init).
+INIT_KEYWORDS = ("auto", "zero", "regressor")
+
+
+def per_photo_inputs(options: FitOptions) -> list[tuple[str, Path]]:
+    """``(option, folder)`` of the per-photo inputs given: ``--landmarks``, ``--mask`` and a
+    ``--init`` naming files (not one of :data:`INIT_KEYWORDS`)."""
+    given = [("landmarks", options.landmarks), ("mask", options.mask)]
+    if options.init is not None and str(options.init) not in INIT_KEYWORDS:
+        given.append(("init", options.init))
+    return [(option, Path(value)) for option, value in given if value is not None]
 
 
 def _metadata_landmarks_file(photo: DatasetPhoto, content: bytes, scratch: Path) -> tuple[Path | None, str | None]:

@@ -104,13 +104,12 @@ def test_bad_containers_and_members_say_what_is_wrong(ffhq, tmp_path):
     empty = write_zip(tmp_path / "empty.zip", {"readme.txt": b"no photos"})
     with pytest.raises(UsageError, match="holds no images"):
         open_dataset([empty])
-    if pytest.importorskip("pyarrow", reason="parquet needs pyarrow"):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    pa = pytest.importorskip("pyarrow", reason="parquet needs pyarrow (flamefit[ray])")
+    import pyarrow.parquet as pq
 
-        pq.write_table(pa.table({"caption": ["a face"]}), tmp_path / "text.parquet")
-        with pytest.raises(UsageError, match="no image column.*caption"):
-            open_dataset([tmp_path / "text.parquet"])
+    pq.write_table(pa.table({"caption": ["a face"]}), tmp_path / "text.parquet")
+    with pytest.raises(UsageError, match="no image column.*caption"):
+        open_dataset([tmp_path / "text.parquet"])
     # a member that vanished (the shard was rewritten): that photo alone fails, with its name
     shard = write_tar_shards(tmp_path / "shards", images_in(images), per_shard=5)[0]
     photos = open_dataset([shard]).photos

@@ -102,3 +102,12 @@ def test_plain_folders_still_take_the_single_machine_path(ffhq, tmp_path, monkey
                  "--landmarks", str(landmarks / "00000" / "00000.npy"), *QUICK]) == 0
     assert read_report(out / "00000")["status"] == "done"
     assert not (out / ".flamefit-scale").exists()
+
+
+def test_one_landmark_file_for_a_dataset_is_a_usage_error(ffhq, tmp_path, capsys):
+    root, images = ffhq
+    zipped = write_zip(tmp_path / "photos.zip", images_in(images))
+    one = tmp_path / "one.npy"
+    one.write_bytes(b"")
+    assert main(["fit", str(zipped), "--out", str(tmp_path / "out"), "--landmarks", str(one), *QUICK]) == 2
+    assert "--landmarks" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -125,3 +125,11 @@ def test_build_texture_space_on_ray(ray_cluster, ffhq, tmp_path):
     records = sorted((out / "round_00" / "photos").rglob("*.json"))
     assert len(records) == len(chosen)
     assert (out / "landmarks" / "01000" / "01500.npy").is_file()  # the metadata's, not detected
+
+
+def test_actors_holding_every_cpu_are_refused(ray_cluster, ffhq, tmp_path, capsys):
+    _, images = ffhq
+    status = main(["fit", str(images), "--out", str(tmp_path / "out"), "--landmarks-from-metadata", *QUICK,
+                   "--ray", "--ray-workers", "4", "--ray-cpus-per-worker", "0.5"])
+    assert status == 2
+    assert "leave no CPU to read photos" in capsys.readouterr().err
