@@ -63,16 +63,15 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     options = SelectOptions(count=args.count, max_yaw=args.max_yaw, max_pitch=args.max_pitch,
                             min_face=args.min_face, min_sharpness=args.min_sharpness,
-                            balance=args.balance, detector=args.detector,
-                            landmarks_from_metadata=args.landmarks_from_metadata, seed=args.seed)
-    selection = select_photos(args.inputs, args.out, options, only=args.only)
+                            balance=args.balance, detector=args.detector, seed=args.seed)
+    selection = select_photos(args.inputs, args.out, options, scale_options(args))
     print(selection.table())
     print(f"chose {len(selection.chosen)} of {selection.n_photos} photos; wrote {', '.join(map(str, selection.files))}")
     return 0 if len(selection.chosen) == options.count else 1
 
 
-def add_scale_options(parser: argparse.ArgumentParser, shared, ray: bool = True) -> None:
-    """The "datasets and scale-out" group (``ray``: with the ``--ray`` options)."""
+def add_scale_options(parser: argparse.ArgumentParser, shared) -> None:
+    """The "datasets and scale-out" option group."""
     group = parser.add_argument_group(
         "datasets and scale-out (flamefit.scale)",
         "Inputs may also be zip files, webdataset tar shards and parquet files with image bytes "
@@ -84,12 +83,10 @@ def add_scale_options(parser: argparse.ArgumentParser, shared, ray: bool = True)
     group.add_argument("--landmarks-from-metadata", action="store_true",
                        help="use the 68 landmarks of FFHQ's ffhq-dataset-v2.json (found in the folder "
                             "given, next to an archive or up to two folders above) instead of detecting")
-    if not ray:
-        return
     group.add_argument("--ray", nargs="?", const=LOCAL_RAY, default=None, metavar="ADDRESS",
                        help="run on a Ray cluster: alone, a local one started for the job (or the one "
                             "$RAY_ADDRESS names); ADDRESS joins one (auto, HEAD:6379, ray://HEAD:10001). "
-                            "Ray Data reads the photos, an actor pool fits them (one model per actor); "
+                            "Ray Data reads the photos, a pool of actors works on them (one model per actor); "
                             "--out must be on storage every node writes to. Needs flamefit[ray]")
     group.add_argument("--ray-workers", type=shared.positive_int, default=None, metavar="N",
                        help="actors (default: one per GPU, else the cluster's CPUs less one)")
@@ -159,5 +156,5 @@ def register(subparsers, shared) -> None:
     select.add_argument("--seed", type=int, default=d.seed, help=f"seed of the ties (default {d.seed})")
     select.add_argument("--detector", choices=DETECTORS, default=d.detector,
                         help=f"face/landmark detector; every face it finds is counted (default {d.detector})")
-    add_scale_options(select, shared, ray=False)
+    add_scale_options(select, shared)
     select.set_defaults(func=cmd_select)

@@ -54,9 +54,9 @@ class SelectOptions:
         balance: choose evenly across the six skin-tone bands of the individual typology angle
             (ITA; very light > 55 > light > 41 > intermediate > 28 > tan > 10 > brown > -30 >
             dark), the sharpest first within a band; False: the sharpest overall.
-        detector: face/landmark detector (every face is counted: one face is required).
-        landmarks_from_metadata: use FFHQ's metadata landmarks (no detection; the face count is
-            then taken as one, FFHQ's photos being aligned single-face crops).
+        detector: face/landmark detector (every face is counted: one face is required; with
+            :attr:`ScaleOptions.landmarks_from_metadata` nothing is detected and the count is
+            taken as one, FFHQ's photos being aligned single-face crops).
         seed: breaks ties.
     """
 
@@ -67,5 +67,4 @@ class SelectOptions:
     min_sharpness: float = 20.0
     balance: bool = True
     detector: str = "dlib"
-    landmarks_from_metadata: bool = False
     seed: int = 0

@@ -31,7 +31,8 @@ import hashlib
 import math
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+import weakref
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -87,27 +88,28 @@ class Selection:
 
 
 class _Measurer:
-    """Measures photos with one reference face and one scratch folder."""
+    """Measures photos with one reference face and one scratch folder (removed with it)."""
 
-    def __init__(self, options: SelectOptions):
-        self.options = options
+    def __init__(self, options: SelectOptions, landmarks_from_metadata: bool):
+        self.options, self.landmarks_from_metadata = options, landmarks_from_metadata
         self.reference = reference_landmarks()
         self.scratch = Path(tempfile.mkdtemp(prefix="flamefit-select-"))
+        self.close = weakref.finalize(self, shutil.rmtree, self.scratch, True)
 
-    def close(self) -> None:
-        shutil.rmtree(self.scratch, ignore_errors=True)
-
-    def __call__(self, photo: DatasetPhoto) -> Measures:
+    def __call__(self, photo: DatasetPhoto, data: bytes | Exception | None = None) -> Measures:
+        """The photo's measures; ``data``: its bytes already read (or why not), else read here."""
         from flamefit.fitting.errors import InputError
 
         found = Measures(photo.id, photo.source)
         try:
-            self._measure(photo, found)
+            if isinstance(data, Exception):
+                raise data
+            self._measure(photo, read_photo(photo) if data is None else data, found)
         except (InputError, OSError, ValueError) as error:
             found.reason = str(error).replace(str(self.scratch / photo.id), photo.source)
         return found
 
-    def _measure(self, photo: DatasetPhoto, found: Measures) -> None:
+    def _measure(self, photo: DatasetPhoto, data: bytes, found: Measures) -> None:
         import cv2
 
         from flamefit.fitting.crop import crop_image
@@ -118,12 +120,12 @@ class _Measurer:
         options = self.options
         local = self.scratch / f"{photo.id}{photo.suffix}"
         local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_bytes(read_photo(photo))
+        local.write_bytes(data)
         try:
             image = load_image(local)
         finally:
             local.unlink(missing_ok=True)
-        if options.landmarks_from_metadata and photo.landmarks is not None:
+        if self.landmarks_from_metadata and photo.landmarks is not None:
             height, width = image.original_size
             landmarks = image.from_original(metadata_landmarks(photo, (width, height)))
             found.n_faces = 1
@@ -225,28 +227,80 @@ def choose(passed: list[Measures], count: int, balance: bool, seed: int) -> list
     return [m for name in by_band for m in by_band[name][:quota[name]]]
 
 
+class SelectActor:
+    """A Ray Data actor: measures batches of photos (:func:`select_photos` with ``--ray``)."""
+
+    def __init__(self, options: SelectOptions, landmarks_from_metadata: bool, threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.measurer = _Measurer(options, landmarks_from_metadata)
+
+    def __call__(self, batch: dict) -> dict:
+        from flamefit.scale.ray_jobs import pack_rows, unpack_batch
+
+        photos, data = unpack_batch(batch)
+        return pack_rows([asdict(self.measurer(photo, content)) for photo, content in zip(photos, data)],
+                         tuple(f.name for f in fields(Measures)))
+
+
+def _from_row(row: dict) -> Measures:
+    """A :class:`Measures` back from a Ray row (NaN and "" were None)."""
+    found = Measures(**{f.name: row.get(f.name) for f in fields(Measures)})
+    found.reason = found.reason or ""
+    found.band = found.band or None
+    found.n_faces = None if found.n_faces is None else int(found.n_faces)
+    return found
+
+
+def measure_all(photos: list[DatasetPhoto], options: SelectOptions, scale, show_progress: bool) -> list[Measures]:
+    """Every photo's measures, in the photos' order: here, or on Ray actors with ``scale.ray``."""
+    from flamefit.scale.jobs import Progress
+
+    progress = Progress(len(photos), show_progress)
+    progress.bar.set_description("measuring")
+    found: dict[str, Measures] = {}
+    if scale.ray is None:
+        measurer = _Measurer(options, scale.landmarks_from_metadata)
+        rows = (measurer(photo) for photo in photos)
+    else:
+        from flamefit.scale import ray_jobs
+
+        started = ray_jobs.connect(scale)
+        rows = (_from_row(row) for row in ray_jobs.run_pool(
+            photos, SelectActor, {"options": options, "landmarks_from_metadata": scale.landmarks_from_metadata},
+            16, scale))
+    try:
+        for measures in rows:
+            found[measures.id] = measures
+            progress.update("rejected" if measures.reason else "passed")
+    finally:
+        progress.close()
+        if scale.ray is not None:
+            ray_jobs.shutdown_if(started)
+    return [found[photo.id] for photo in photos]
+
+
 def select_photos(inputs: list[str | Path], out_dir: str | Path, options: SelectOptions | None = None,
-                  only: str | Path | None = None, show_progress: bool = True) -> Selection:
+                  scale=None, show_progress: bool = True) -> Selection:
     """Measure every photo of ``inputs`` and choose ``options.count`` (see the module docstring).
 
-    Raises:
-        UsageError: no photos, or metadata landmarks asked for and no FFHQ metadata found.
-    """
-    from tqdm import tqdm
+    Args:
+        scale: :class:`flamefit.scale.options.ScaleOptions`: ``only``, ``landmarks_from_metadata``
+            and ``ray`` (the photos measured by a pool of Ray actors).
 
+    Raises:
+        UsageError: no photos, metadata landmarks asked for and no FFHQ metadata found, Ray
+            missing or unreachable.
+    """
     from flamefit.scale.jobs import load_dataset
     from flamefit.scale.options import ScaleOptions
 
     options = options or SelectOptions()
+    scale = scale or ScaleOptions()
     out_dir = Path(out_dir)
-    dataset = load_dataset(inputs, ScaleOptions(only=None if only is None else Path(only),
-                                                landmarks_from_metadata=options.landmarks_from_metadata))
-    measurer = _Measurer(options)
-    try:
-        measures = [measurer(photo) for photo in tqdm(dataset.photos, unit="photo", desc="measuring",
-                                                       disable=not show_progress)]
-    finally:
-        measurer.close()
+    dataset = load_dataset(inputs, scale)
+    measures = measure_all(dataset.photos, options, scale, show_progress)
     passed = [m for m in measures if not m.reason]
     chosen = choose(passed, options.count, options.balance, options.seed)
     chosen_ids = {m.id for m in chosen}

@@ -133,3 +133,12 @@ def test_actors_holding_every_cpu_are_refused(ray_cluster, ffhq, tmp_path, capsy
                    "--ray", "--ray-workers", "4", "--ray-cpus-per-worker", "0.5"])
     assert status == 2
     assert "leave no CPU to read photos" in capsys.readouterr().err
+
+
+def test_select_on_ray_chooses_as_here(ray_cluster, ffhq, tmp_path):
+    _, images = ffhq
+    criteria = ["--count", "6", "--landmarks-from-metadata", "--min-face", "40", "--min-sharpness", "0"]
+    assert main(["select", str(images), "--out", str(tmp_path / "here"), *criteria]) == 0
+    assert main(["select", str(images), "--out", str(tmp_path / "ray"), *criteria, *RAY]) == 0
+    assert (tmp_path / "ray" / "selected.txt").read_text() == (tmp_path / "here" / "selected.txt").read_text()
+    assert (tmp_path / "ray" / "selection.csv").read_text() == (tmp_path / "here" / "selection.csv").read_text()
