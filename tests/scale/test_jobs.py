@@ -111,3 +111,25 @@ def test_one_landmark_file_for_a_dataset_is_a_usage_error(ffhq, tmp_path, capsys
     one.write_bytes(b"")
     assert main(["fit", str(zipped), "--out", str(tmp_path / "out"), "--landmarks", str(one), *QUICK]) == 2
     assert "--landmarks" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_build_texture_space_from_a_zip_unpacks_once_and_uses_the_metadata(ffhq, tmp_path):
+    root, images = ffhq
+    zipped = write_zip(root / "faces.zip", images_in(images))
+    out = tmp_path / "space"
+    command = ["build-texture-space", str(zipped), "--out", str(out), "--landmarks-from-metadata",
+               "--rounds", "1", "--components", "2", "--resolution", "32", "--iters", "5,5",
+               "--fit-resolution", "64", "--batch-size", "2", "--device", "cpu"]
+    try:
+        assert main(command) == 0
+        unpacked = out / "inputs" / "01000" / "01500.png"
+        assert unpacked.read_bytes() == (images / "01000" / "01500.png").read_bytes()
+        assert (out / "landmarks" / "01000" / "01500.npy").is_file() and (out / "texture_space.npz").is_file()
+        records = sorted(p.relative_to(out / "round_00" / "photos").as_posix()
+                         for p in (out / "round_00" / "photos").rglob("*.json"))
+        assert records == ["00000/00000.json", "00000/00500.json", "01000/01000.json", "01000/01500.json"]
+        stamp = unpacked.stat().st_mtime_ns
+        assert main(command) == 0  # a rerun: the round is finished, nothing unpacked again
+        assert unpacked.stat().st_mtime_ns == stamp
+    finally:
+        zipped.unlink()
