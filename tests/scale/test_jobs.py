@@ -4,14 +4,16 @@ with a corrupt member, resuming across containers, and the plain path left as it
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import shutil
 
 import pytest
 
 from flamefit.cli import main
 from flamefit.fitting.results import read_report
 from flamefit.scale.worker import read_journal
-from tests.scale.conftest import images_in, render_faces, write_ffhq, write_zip
+from tests.scale.conftest import images_in, render_faces, write_ffhq, write_parquet, write_tar_shards, write_zip
 
 pytestmark = pytest.mark.slow  # real fits (reduced steps)
 
@@ -48,13 +50,20 @@ def test_ffhq_folder_with_metadata_landmarks(ffhq, tmp_path, capsys):
     assert report["input"] == str(images.absolute() / "01000" / "01500.png")
     assert any("FFHQ metadata" in note for note in report["notes"])
     assert "photos/s" in capsys.readouterr().out
-    # the same photos from a zip next to the metadata: same ids, same bytes: nothing to redo
-    zipped = write_zip(root / "ffhq.zip", images_in(images))
+    # the same photos in a zip, tar shards or parquet next to the metadata: same ids, same bytes:
+    # nothing to redo
+    files = images_in(images)
+    containers = [write_zip(root / "ffhq.zip", files), root / "shards"]
+    write_tar_shards(root / "shards", files)
+    if importlib.util.find_spec("pyarrow") is not None:
+        containers.append(write_parquet(root / "ffhq.parquet", files))
     try:
-        assert main(["fit", str(zipped), "--out", str(out), "--landmarks-from-metadata", *QUICK]) == 0
+        for container in containers:
+            assert main(["fit", str(container), "--out", str(out), "--landmarks-from-metadata", *QUICK]) == 0
+            assert {row["status"] for row in summary_rows(out).values()} == {"skipped"}, container
     finally:
-        zipped.unlink()
-    assert {row["status"] for row in summary_rows(out).values()} == {"skipped"}
+        for container in containers:
+            shutil.rmtree(container) if container.is_dir() else container.unlink()
     fitted = [line["id"] for line in read_journal(out) if line["status"] == "fitted"]
     assert sorted(fitted) == sorted(rows)  # each fitted once, in the first run
 
