@@ -14,7 +14,8 @@ validation's: the same sampler, backgrounds, occluders on a quarter): the regres
 rotation error (degrees), 68-landmark error (crop px and % of the landmarks' box) and
 similarity-aligned face-vertex error (mm), overall, for |yaw| >= 45 and with occluders; its
 throughput at ``--batch`` (network only, excluding detection); and on the first ``--fits``
-renders, fits (``--iters``) from zero and from the regressor with the 68 true landmarks as
+renders, fits from zero (``--iters``) and from the regressor (each of ``--regressor-iters``:
+with a good start the rigid stage can be short or skipped) with the 68 true landmarks as
 targets and the true face region as the photometric mask: final landmark error, face-vertex
 error, and the steps each start needs to reach the zero start's final landmark error.
 
@@ -205,14 +206,17 @@ def throughput(network, resolution: int, batch: int, device) -> dict:
 
 def compare_fits(scene, images, landmarks, truth, predicted, args, resolution, vertex_error, FitConfig, yaw) -> dict:
     rigid, full = (int(x) for x in args.iters.split(","))
-    config = FitConfig(resolution=resolution, rigid_steps=rigid, full_steps=full, convergence_tol=0.0)
     with torch.no_grad():
         skin = scene.render(truth, resolution).face_mask
     true_vertices = scene.flame(shape=truth.shape, expression=truth.expression, pose=truth.pose).vertices
-    runs = {}
-    for name, init in (("zero", None), ("regressor", predicted)):
-        outcome, steps, curves, seconds = fit_with_curve(scene, images, landmarks, skin, config, init)
-        runs[name] = (outcome, steps, curves, seconds)
+    runs, schedules = {}, {"zero": (rigid, full)}
+    starts = [("zero", None, (rigid, full))] + [
+        (f"regressor_{text}", predicted, tuple(int(x) for x in text.split(",")))
+        for text in args.regressor_iters.split(";") if text]
+    for name, init, (r, f) in starts:
+        config = FitConfig(resolution=resolution, rigid_steps=r, full_steps=f, convergence_tol=0.0)
+        runs[name] = fit_with_curve(scene, images, landmarks, skin, config, init)
+        schedules[name] = (r, f)
     zero_final = runs["zero"][2][:, -1]
     extent = (landmarks.amax(dim=1) - landmarks.amin(dim=1)).cpu().numpy()
     box = np.sqrt(extent.prod(axis=1))  # the landmarks' box size sqrt(w h), crop px
@@ -220,6 +224,7 @@ def compare_fits(scene, images, landmarks, truth, predicted, args, resolution, v
               "targets": "the 68 true landmarks; photometric mask: the true face region",
               "failure": "final 68-landmark error over 5 % of the landmarks' box size sqrt(w h)"}
     for name, (outcome, steps, curves, seconds) in runs.items():
+        r, f = schedules[name]
         reach = np.array([_steps_to_reach(curves[i], steps, zero_final[i]) for i in range(len(images))])
         final = curves[:, -1]
         failures = final > 0.05 * box
@@ -232,11 +237,13 @@ def compare_fits(scene, images, landmarks, truth, predicted, args, resolution, v
             "steps_to_zero_final_median": _median(reach),
             "steps_to_zero_final_never": int(np.isnan(reach).sum()),
             "seconds_batch": round(seconds, 2),
-            "seconds_to_zero_final_median": _median(reach / (rigid + full) * seconds / len(images)),
+            "seconds_to_zero_final_median": _median(reach / (r + f) * seconds / len(images)),
+            "iters": [r, f],
         }
     zero_steps = result["zero"]["steps_to_zero_final_median"]
-    result["regressor_steps_fraction_of_zero"] = round(result["regressor"]["steps_to_zero_final_median"] / zero_steps, 3) \
-        if zero_steps and np.isfinite(zero_steps) else None
+    for name in runs:
+        if name != "zero" and zero_steps and np.isfinite(zero_steps):
+            result[name]["steps_fraction_of_zero"] = round(result[name]["steps_to_zero_final_median"] / zero_steps, 3)
     return result
 
 
@@ -257,7 +264,9 @@ def main() -> None:
     e.add_argument("--device", default="cuda")
     e.add_argument("--renders", type=int, default=500)
     e.add_argument("--fits", type=int, default=100)
-    e.add_argument("--iters", default="200,800")
+    e.add_argument("--iters", default="200,800", help="the zero start's schedule")
+    e.add_argument("--regressor-iters", default="200,800;0,800;50,750",
+                   help="schedules of the fits from the regressor (';'-separated RIGID,FULL)")
     e.add_argument("--batch", type=int, default=256)
     e.add_argument("--json", default=None)
     args = parser.parse_args()

@@ -12,14 +12,14 @@
 #
 #   benchmarks/gpu_regressor_run.sh OUT [PYTHON]      # from the repository root, on a CUDA machine
 #
-# DEVICE, TRAIN_MINUTES, TRAIN_BATCH, TRAIN_VALIDATION, EVAL_RENDERS, EVAL_FITS, EVAL_ITERS, INIT_LIMIT, INIT_ITERS,
+# MODEL (a trained regressor: skip step 1), DEVICE, TRAIN_MINUTES, TRAIN_BATCH, TRAIN_VALIDATION, EVAL_RENDERS, EVAL_FITS, EVAL_ITERS, INIT_LIMIT, INIT_ITERS,
 # INIT_SCHEDULES and FIT_BATCHES shrink it for a dry run on the CPU. Needs torch with CUDA, numpy, scipy, opencv, imageio, scikit-image, tqdm; flamefit is imported
 # from this checkout through a folder of links (no install). Logs go to OUT/log.txt.
 set -u
 out=${1:?usage: gpu_regressor_run.sh OUT [PYTHON]}
 py=${2:-python3}
 : "${DEVICE:=cuda}" "${TRAIN_MINUTES:=4}" "${TRAIN_BATCH:=256}" "${EVAL_RENDERS:=500}" "${EVAL_FITS:=100}"
-: "${EVAL_ITERS:=200,800}" "${INIT_LIMIT:=200}" "${INIT_ITERS:=200,800}" "${FIT_BATCHES:=1 16 64 256}"
+: "${EVAL_ITERS:=200,800}" "${EVAL_REGRESSOR_ITERS:=200,800;0,800;50,750}" "${INIT_LIMIT:=200}" "${INIT_ITERS:=200,800}" "${FIT_BATCHES:=1 16 64 256}"
 : "${INIT_SCHEDULES:=50,800;50,300;100,400;50,200}" "${TRAIN_VALIDATION:=256}"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -44,17 +44,21 @@ step() {  # step NAME SECONDS COMMAND...
   echo "== $name: exit $? after $((SECONDS - started)) s" >>"$log"
 }
 
-step train $(( ${TRAIN_MINUTES%.*} * 60 + 70 )) "$py" benchmarks/bench_regressor.py train --device "$DEVICE" \
-  --budget-minutes "$TRAIN_MINUTES" --batch-size "$TRAIN_BATCH" --validation-size "$TRAIN_VALIDATION" --out "$out"
-step evaluate 120 "$py" benchmarks/bench_regressor.py evaluate --model "$out" --device "$DEVICE" \
-  --renders "$EVAL_RENDERS" --fits "$EVAL_FITS" --iters "$EVAL_ITERS" --json "$out/regressor_cuda.json"
-if [ -f benchmarks/results/init_prepared_2026-11-30.npz ]; then
+if [ -z "${MODEL:-}" ]; then
+  MODEL=$out
+  step train "$("$py" -c "print(round($TRAIN_MINUTES * 60) + 70)")" "$py" benchmarks/bench_regressor.py train --device "$DEVICE" \
+    --budget-minutes "$TRAIN_MINUTES" --batch-size "$TRAIN_BATCH" --validation-size "$TRAIN_VALIDATION" --out "$out"
+fi
+step evaluate 150 "$py" benchmarks/bench_regressor.py evaluate --model "$MODEL" --device "$DEVICE" \
+  --renders "$EVAL_RENDERS" --fits "$EVAL_FITS" --iters "$EVAL_ITERS" --regressor-iters "$EVAL_REGRESSOR_ITERS" \
+  --json "$out/regressor_cuda.json"
+if [ "$INIT_LIMIT" -gt 0 ] && [ -f benchmarks/results/init_prepared_2026-11-30.npz ]; then
   step init 150 "$py" benchmarks/bench_init.py --from-prepared benchmarks/results/init_prepared_2026-11-30.npz \
     --device "$DEVICE" --batch 200 --limit "$INIT_LIMIT" --iters "$INIT_ITERS" --regressor-schedules "$INIT_SCHEDULES" \
     --parts regressor,fits \
     --out "$out/init_cuda.json"
 fi
 # shellcheck disable=SC2086
-step fit 60 "$py" benchmarks/bench_fit.py --device "$DEVICE" --batch $FIT_BATCHES --iters 20,80 --name gpu_run
+[ -n "$FIT_BATCHES" ] && step fit 90 "$py" benchmarks/bench_fit.py --device "$DEVICE" --batch $FIT_BATCHES --iters 20,80 --name gpu_run
 mv benchmarks/results/fit_*_gpu_run.json "$out/fit_cuda.json" 2>/dev/null
 tail -n 40 "$log"

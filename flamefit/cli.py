@@ -11,9 +11,12 @@
     flamefit select DATASET --out DIR pick photos for a texture space (one face, yaw, size,
                                       sharpness, skin-tone balance)
     fit / build-texture-space ... --ray [ADDRESS]   the same jobs on a Ray cluster (flamefit.scale)
+    flamefit train-regressor --out DIR     train the image regressor (synthetic renders, fits)
+    flamefit regress INPUT... --out OUT [--model DIR]  feed-forward reconstruction
 
 Each package registers its own subcommands (``flamefit.flame.commands``,
-``flamefit.fitting.commands``, ``flamefit.texture_space.commands``, ``flamefit.web.commands``): ``register(subparsers,
+``flamefit.fitting.commands``, ``flamefit.texture_space.commands``, ``flamefit.regressor.commands``,
+``flamefit.web.commands``): ``register(subparsers,
 shared)`` adds them with the option groups of :class:`SharedOptions`, which this module owns
 and passes down (so no package imports the command line). Choices come from the packages'
 torch-free ``choices`` modules and defaults from their options dataclasses; building the parser
@@ -142,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     from flamefit import __version__
     from flamefit.fitting import commands as fitting_commands
     from flamefit.flame import commands as flame_commands
+    from flamefit.regressor import commands as regressor_commands
     from flamefit.texture_space import commands as texture_space_commands
     from flamefit.scale import commands as scale_commands
     from flamefit.web import commands as web_commands
@@ -156,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flamefit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     shared = SharedOptions()
-    for package in (flame_commands, fitting_commands, texture_space_commands, web_commands,
-                    scale_commands):  # scale last: it extends fit and build-texture-space
+    for package in (flame_commands, fitting_commands, texture_space_commands, regressor_commands,
+                    web_commands, scale_commands):  # scale last: it extends fit and build-texture-space
         package.register(sub, shared)
     return parser
 

@@ -132,8 +132,9 @@ def register(subparsers, shared) -> None:
                     "`flamefit fit --init OUT` refines them. Reruns skip photos already done.",
         epilog="Exit status: 0 all done, 1 some photos failed (see OUT/summary.csv), 2 bad usage.")
     regress.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns")
-    regress.add_argument("--model", type=Path, required=True, metavar="DIR",
-                         help="the --out folder of `flamefit train-regressor` (or its regressor.pt)")
+    regress.add_argument("--model", type=Path, default=None, metavar="DIR",
+                         help="the --out folder of `flamefit train-regressor` (or its regressor.pt); "
+                              "default: the one that ships with flamefit for the open model")
     regress.add_argument("--out", type=Path, required=True, help="output folder")
     regress.add_argument("--batch-size", type=shared.positive_int, default=d.batch_size,
                          help=f"crops per network pass (default {d.batch_size})")

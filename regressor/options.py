@@ -7,12 +7,18 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 
+#: The image regressor trained for the open model (ICT-FaceKit Light) that ships with flamefit
+#: (``regressor.pt``, ``training.json``, ``training.png``); ``flamefit regress`` uses it by default.
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "open_model_image_regressor"
+
+
 @dataclass
 class RegressOptions:
     """Options of :func:`flamefit.regressor.regress.regress_images`.
 
     Attributes:
-        model: the ``flamefit train-regressor`` output folder (or its ``regressor.pt``).
+        model: the ``flamefit train-regressor`` output folder (or its ``regressor.pt``); None:
+            the shipped one (:data:`SHIPPED_MODEL_DIR`, for the open model).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``...
         batch_size: crops per network pass (detection runs photo by photo before).
         detector, face_index, landmarks: as ``flamefit fit``'s (the crop is the fit's).

@@ -9,6 +9,7 @@ photos; one bad photo fails alone. ``flamefit fit --init OUT`` refines the resul
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -87,7 +88,12 @@ def regress_images(inputs: list[str | Path], out_dir: str | Path, options: Regre
     from flamefit.utils import UsageError, folder_lock
 
     if options.model is None:
-        raise UsageError("--model DIR is required: the output folder of `flamefit train-regressor`")
+        from flamefit.regressor.options import SHIPPED_MODEL_DIR
+
+        if not (SHIPPED_MODEL_DIR / "regressor.pt").is_file():
+            raise UsageError("no image regressor ships with this flamefit: train one with `flamefit "
+                             "train-regressor --out DIR` and pass --model DIR")
+        options = dataclasses.replace(options, model=SHIPPED_MODEL_DIR)
     if options.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
     device = resolve_device(options.device)

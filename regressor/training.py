@@ -295,7 +295,7 @@ def validate(network: ImageRegressor, scene, synthetic, fits, resolution: int, d
     with torch.no_grad():
         if synthetic is not None:
             errors = _errors_in_chunks(network, scene, synthetic.images, synthetic.truth, resolution)
-            steep = synthetic.yaw_deg.abs() >= 45
+            steep = synthetic.yaw_deg.abs().cpu() >= 45
             for name, values in errors.items():
                 figures[f"{name}_median"] = round(float(values.median()), 3)
                 if bool(steep.any()):

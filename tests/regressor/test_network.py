@@ -63,3 +63,16 @@ def test_a_wrong_regressor_file_is_one_clear_error(tmp_path):
     torch.save({"version": 999}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="another format version"):
         load_image_regressor(tmp_path / "other.pt")
+
+
+def test_the_shipped_regressor_is_for_the_open_model_and_predicts_a_face():
+    from flamefit.fitting.dense_embedding import model_sha256
+    from flamefit.flame.selection import select_model
+    from flamefit.regressor.options import SHIPPED_MODEL_DIR
+    from flamefit.regressor.training import load_image_regressor
+
+    network = load_image_regressor(SHIPPED_MODEL_DIR)
+    assert network.spec.model_sha256 == model_sha256(select_model(open_model=True).model)
+    params = network.predict(torch.full((1, 3, network.spec.resolution, network.spec.resolution), 0.5))
+    assert torch.isfinite(params.pose).all() and 4 < float(params.camera[0, 0]) < 20
+    assert (SHIPPED_MODEL_DIR / "training.json").is_file() and (SHIPPED_MODEL_DIR / "training.png").is_file()
