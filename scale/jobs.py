@@ -105,7 +105,7 @@ def _rows_on_ray(dataset: Dataset, out_dir: Path, options: FitOptions, scale: Sc
             dataset.photos, FitActor,
             {"out_dir": str(out_dir.absolute()), "options": options,
              "landmarks_from_metadata": scale.landmarks_from_metadata},
-            options.batch_size, scale)
+            options.batch_size, ray_jobs.for_device(scale, options.device))
     finally:
         ray_jobs.shutdown_if(started)
 

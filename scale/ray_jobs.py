@@ -72,6 +72,15 @@ def connect(scale: ScaleOptions) -> bool:
     return True
 
 
+def for_device(scale: ScaleOptions, device: str) -> ScaleOptions:
+    """``scale`` for a job on ``device`` (``--device``): actors of a ``cpu`` job reserve no GPU."""
+    from dataclasses import replace
+
+    if scale.gpus_per_worker is None and str(device) == "cpu":
+        return replace(scale, gpus_per_worker=0.0)
+    return scale
+
+
 def pool_shape(scale: ScaleOptions) -> tuple[int, float, float]:
     """``(workers, cpus_per_worker, gpus_per_worker)`` on the connected cluster (see
     :class:`ScaleOptions` for the defaults).

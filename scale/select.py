@@ -269,7 +269,7 @@ def measure_all(photos: list[DatasetPhoto], options: SelectOptions, scale, show_
         started = ray_jobs.connect(scale)
         rows = (_from_row(row) for row in ray_jobs.run_pool(
             photos, SelectActor, {"options": options, "landmarks_from_metadata": scale.landmarks_from_metadata},
-            16, scale))
+            16, ray_jobs.for_device(scale, "cpu")))  # measuring needs no GPU
     try:
         for measures in rows:
             found[measures.id] = measures

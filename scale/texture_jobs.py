@@ -126,7 +126,8 @@ class RayRounds:
         progress.bar.set_description(f"round {round_index}: fit + unwrap on Ray")
         kwargs = {"out_dir": str(self.out_dir.absolute()), "options": self.options,
                   "round_index": round_index, "space": None if space is None else str(Path(space).absolute())}
-        for row in ray_jobs.run_pool(todo, BuildActor, kwargs, self.options.batch_size, self.scale, read=False):
+        scale = ray_jobs.for_device(self.scale, self.options.device)
+        for row in ray_jobs.run_pool(todo, BuildActor, kwargs, self.options.batch_size, scale, read=False):
             progress.update({"used": "fitted"}.get(row["status"], "skipped"))
         progress.close()
 
