@@ -288,13 +288,14 @@ def train_regressor(scene, out_dir: str | Path, settings: TrainingSettings, mode
 
 
 def validate(network: ImageRegressor, scene, synthetic, fits, resolution: int, device) -> dict:
-    """Median errors (and the mean loss, ``loss_median`` being that mean per chunk) on the
-    synthetic validation set (all and |yaw| >= 45) and on the held-out fits."""
+    """The mean loss and the median errors (:func:`prediction_errors`) on the synthetic
+    validation set (all, and |yaw| >= 45) and on the held-out fits (``fits_`` figures)."""
     network.eval()
     figures: dict[str, float] = {}
     with torch.no_grad():
         if synthetic is not None:
-            errors = _errors_in_chunks(network, scene, synthetic.images, synthetic.truth, resolution)
+            errors, loss = _errors_in_chunks(network, scene, synthetic.images, synthetic.truth, resolution)
+            figures["loss"] = round(loss, 4)
             steep = synthetic.yaw_deg.abs().cpu() >= 45
             for name, values in errors.items():
                 figures[f"{name}_median"] = round(float(values.median()), 3)
@@ -302,24 +303,28 @@ def validate(network: ImageRegressor, scene, synthetic, fits, resolution: int, d
                     figures[f"{name}_median_yaw_45_90"] = round(float(values[steep].median()), 3)
         if fits is not None:
             images = fits.images.to(device).float() / 255
-            errors = _errors_in_chunks(network, scene, images, fits.params.to(device), resolution)
+            errors, loss = _errors_in_chunks(network, scene, images, fits.params.to(device), resolution)
+            figures["fits_loss"] = round(loss, 4)
             for name, values in errors.items():
                 figures[f"fits_{name}_median"] = round(float(values.median()), 3)
     network.train()
     return figures
 
 
-def _errors_in_chunks(network, scene, images, truth: FitParameters, resolution: int, chunk: int = 128) -> dict:
+def _errors_in_chunks(network, scene, images, truth: FitParameters, resolution: int,
+                      chunk: int = 128) -> tuple[dict[str, torch.Tensor], float]:
+    """Per-item errors (on the CPU) and the mean loss over ``images`` in chunks."""
     out: dict[str, list[torch.Tensor]] = {}
+    loss_sum = 0.0
     for begin in range(0, images.shape[0], chunk):
         rows = slice(begin, begin + chunk)
-        predicted = network.predict(images[rows])
+        decoded = network.decode(network(images[rows]))
         part = FitParameters(**{k: v[rows] for k, v in truth.tensors().items()})
-        for name, values in prediction_errors(scene, predicted, part, resolution).items():
+        for name, values in prediction_errors(scene, parameters_from_outputs(decoded), part, resolution).items():
             out.setdefault(name, []).append(values.float().cpu())
-        loss, _ = regression_loss(scene, network.decode(network(images[rows])), part, resolution)
-        out.setdefault("loss", []).append(loss.float().cpu().expand(len(part.pose)))
-    return {name: torch.cat(values) for name, values in out.items()}
+        loss, _ = regression_loss(scene, decoded, part, resolution)
+        loss_sum += float(loss) * part.pose.shape[0]
+    return {name: torch.cat(values) for name, values in out.items()}, loss_sum / images.shape[0]
 
 
 def _fit_labels(settings: TrainingSettings, spec: RegressorSpec):
