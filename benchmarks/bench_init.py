@@ -48,6 +48,24 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine  # noqa: E402
 
+
+def _importable() -> None:
+    """Make ``flamefit`` importable from this checkout when it is not installed (a bare GPU
+    machine): its sub-packages are the repository's top-level folders."""
+    try:
+        import flamefit.fitting  # noqa: F401
+    except ImportError:
+        root = str(Path(__file__).resolve().parents[1])
+        sys.path.insert(0, root)
+        for name in [m for m in sys.modules if m == "flamefit" or m.startswith("flamefit.")]:
+            del sys.modules[name]
+        import flamefit
+
+        flamefit.__path__.append(root)
+
+
+_importable()
+
 SIZE = 512
 CROP = 224
 THUMB = 28
@@ -249,10 +267,12 @@ def _medians(errors: np.ndarray, yaw: np.ndarray, occluded: np.ndarray) -> dict:
                             if ((yaw >= lo) & (yaw < lo + 30 + (lo == 60))).any()}}
 
 
-def bench_regressor(inputs: SimpleNamespace) -> dict:
+def bench_regressor(inputs: SimpleNamespace, path: Path | None = None) -> dict:
     from flamefit.fitting.landmark_regressor import SHIPPED_REGRESSOR, load_regressor
 
-    regressor = load_regressor(SHIPPED_REGRESSOR)
+    regressor = load_regressor(path or SHIPPED_REGRESSOR)
+    if regressor is None:
+        raise SystemExit(f"{path or SHIPPED_REGRESSOR}: not a landmark regressor of this version")
     pose = inputs.truth.pose
     generator = np.random.default_rng(0)
     size = np.ptp(inputs.truth_crop, axis=1).max(axis=1)
@@ -447,14 +467,16 @@ def main(argv: list[str] | None = None) -> Path | None:
     parser.add_argument("--limit", type=int, default=None, help="use the first N detected renders only")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backend", default="torch")
-    parser.add_argument("--batch", type=int, default=100, help="fits per batch")
+    parser.add_argument("--batch", type=int, default=200, help="fits per batch (the photos part fits one at a time)")
     parser.add_argument("--iters", default="200,800", help="the zero start's schedule (and the "
                         "regressor start's first)")
-    parser.add_argument("--regressor-schedules", default="50,800;50,300;100,400;50,200",
+    parser.add_argument("--regressor-schedules", default="50,800;50,300;50,200",
                         help="more schedules for the regressor start, RIGID,FULL;...")
     parser.add_argument("--zero-schedules", default="", help="more schedules for the zero start")
     parser.add_argument("--photos", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "photos")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--regressor", type=Path, default=None,
+                        help="the regressor part's weights (default: the shipped ones)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--tag", default="")
     args = parser.parse_args(argv)
@@ -483,7 +505,7 @@ def main(argv: list[str] | None = None) -> Path | None:
                                "occluded": int(inputs.occluded.sum())}
         print(json.dumps(result["synthetic"]))
         if "regressor" in parts:
-            result["regressor"] = bench_regressor(inputs)
+            result["regressor"] = bench_regressor(inputs, args.regressor)
             print(json.dumps(result["regressor"], indent=1))
         if "fits" in parts:
             result["fits"] = bench_fits(scene, inputs, _pairs(args.iters)[0], _pairs(args.regressor_schedules),

@@ -126,7 +126,7 @@ def regressor_start(scene, items: list[PreparedImage], resolution: int) -> None:
     if not todo:
         return
     if getattr(scene, "landmark_regressor", None) is None:
-        scene.landmark_regressor = regressor_for(scene.flame, scene.model_file, log=log.warning)
+        scene.landmark_regressor = regressor_for(scene, log=log.warning)
     predicted = initial_values(scene.landmark_regressor, np.stack([it.landmarks_crop for it in todo]),
                                resolution)
     sizes = {"shape": scene.flame.n_shape, "expression": scene.flame.n_expression}

@@ -29,11 +29,16 @@ from torch import nn
 from flamefit.flame import landmark_sets as ibug
 from flamefit.flame.pose_layout import GLOBAL, JAW, N_POSE
 
-REGRESSOR_VERSION = 1
+#: 2: trained on detector-like points (:class:`DetectorResiduals`); the spec names the detector.
+REGRESSOR_VERSION = 2
 #: Crop box around the landmarks, as the fit makes it (:data:`flamefit.fitting.crop.DEFAULT_SCALE`).
 CROP_SCALE = 1.25
 #: Identity coefficients predicted (the leading ones; landmarks say little about the rest).
 N_SHAPE_PREDICTED = 10
+#: Wall-clock budget of :func:`train_for_model` (calibration and training), minutes.
+TRAINING_MINUTES = 9.5
+#: Share of training faces given a calibrated detector's error (the rest get generic noise).
+DETECTOR_SHARE = 0.8
 
 
 @dataclass
@@ -46,6 +51,8 @@ class RegressorSpec:
         expression_bounds: the model's expression range, or None (unbounded PCA).
         hidden: width of the hidden layers.
         model_sha256: the model file it was trained for.
+        detector: the detector whose errors it was trained with (:class:`DetectorResiduals`),
+            or ``""`` (generic noise only).
     """
 
     n_shape: int
@@ -53,6 +60,7 @@ class RegressorSpec:
     expression_bounds: tuple[float, float] | None
     hidden: int = 384
     model_sha256: str = ""
+    detector: str = ""
 
 
 class LandmarkRegressor(nn.Module):
@@ -207,8 +215,109 @@ def _euler_rotation(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) 
     return about(1, yaw) @ about(0, pitch) @ about(2, roll)
 
 
-def training_batch(flame, batch: int, generator: torch.Generator) -> TrainingBatch:
-    """Draw ``batch`` synthetic faces of ``flame`` and their 68 projected landmarks."""
+@dataclass
+class DetectorResiduals:
+    """How a detector's 68 points differ from the model's own on renders of the model.
+
+    Attributes:
+        detector: the detector's name (``"mediapipe"``, ...).
+        angles: ``(K, 3)`` yaw, pitch, roll (degrees, ``R = R_y R_x R_z``) of each render.
+        residuals: ``(K, 68, 2)`` detected minus projected points, image axes (x right, y
+            down), in units of the half side of the points' crop box (:func:`crop_normalise`).
+
+    A detector does not find the model's landmarks: its contour follows the outline it sees, its
+    points drift at steep yaw, it guesses behind an occluder. Training adds the residual of a
+    calibration render of a similar pose (:func:`training_batch`), so the regressor learns from
+    points that look like the detector's (:func:`calibrate_detector`).
+    """
+
+    detector: str
+    angles: np.ndarray
+    residuals: np.ndarray
+
+
+def calibrate_detector(scene, count: int = 1000, seed: int = 1234, detector: str = "mediapipe",
+                       size: int = 384, progress: Callable[[int, int], None] | None = None,
+                       seconds: float | None = None) -> DetectorResiduals:
+    """Render ``count`` faces of ``scene``'s model (the training's pose ranges, random identity,
+    expression, albedo and light, a quarter with a flat patch over the mouth or an eye), run
+    ``detector`` on them and keep its residuals; renders where it finds no face are skipped.
+
+    Args:
+        scene: a :class:`flamefit.fitting.scene.HeadScene` (any device; renders at ``size``²).
+        progress: called with (done, count) after each render.
+        seconds: stop rendering after this long (the renders done so far are kept).
+    """
+    from flamefit.fitting.detect import detect_face
+    from flamefit.fitting.synthetic import random_parameters
+    from flamefit.flame.pose_layout import GLOBAL as GLOBAL_POSE
+
+    generator = torch.Generator().manual_seed(seed)
+    device = next(scene.buffers()).device
+    truth = random_parameters(scene, count, generator, spread=0.8)
+    yaw = -90 + 180 * torch.rand(count, generator=generator)
+    pitch = -45 + 90 * torch.rand(count, generator=generator)
+    roll = -30 + 60 * torch.rand(count, generator=generator)
+    truth.pose[:, GLOBAL_POSE] = axis_angle_from_rotation(
+        _euler_rotation(torch.deg2rad(yaw), torch.deg2rad(pitch), torch.deg2rad(roll)))
+    truth.camera[:, 0] *= 0.55  # room to turn
+    occluder = torch.rand(count, 4, generator=generator)
+    angles, residuals = [], []
+    chunk, images, points = 16, None, None
+    started = time.time()
+    for index in range(count):
+        if seconds is not None and index % chunk == 0 and time.time() - started > seconds:
+            break
+        if index % chunk == 0:  # render a few at once (much cheaper per face)
+            part = slice(index, min(count, index + chunk))
+            some = type(truth)(**{k: v[part].to(device) for k, v in truth.tensors().items()})
+            with torch.no_grad():
+                rendered = scene.render(some, size)
+            backdrop = 0.3 + 0.4 * occluder[part, 3].to(device)[:, None, None, None]
+            images = (rendered.image + (1 - rendered.alpha) * backdrop).permute(0, 2, 3, 1).cpu().numpy()
+            points = (rendered.landmarks_px - 0.5).cpu().numpy()
+        image, true_points = images[index % chunk], points[index % chunk]
+        if index % 4 == 1:
+            region = (ibug.MOUTH, ibug.RIGHT_EYE, ibug.LEFT_EYE)[int(occluder[index, 0] * 3) % 3]
+            low = np.floor(true_points[region].min(axis=0) - size / 50).astype(int).clip(0, size)
+            high = np.ceil(true_points[region].max(axis=0) + size / 40).astype(int).clip(0, size)
+            image[low[1]:high[1], low[0]:high[0]] = (0.55 + 0.3 * occluder[index, 1],
+                                                    0.45 + 0.2 * occluder[index, 2], 0.4)
+        rgb = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+        try:
+            found = detect_face(rgb, detector=detector)
+        except Exception:  # noqa: BLE001 - no face at this pose: nothing to learn from it
+            found = None
+        if found is not None:
+            half = np.ptp(true_points, axis=0).max() / 2 * CROP_SCALE
+            angles.append((float(yaw[index]), float(pitch[index]), float(roll[index])))
+            residuals.append((found.landmarks - true_points) / half)
+        if progress is not None:
+            progress(index + 1, count)
+    if not residuals:
+        raise RuntimeError(f"the {detector} detector found no face in {count} renders")
+    return DetectorResiduals(detector, np.asarray(angles, np.float32), np.asarray(residuals, np.float32))
+
+
+def _detector_like(image: torch.Tensor, degrees: torch.Tensor, residuals: DetectorResiduals,
+                   generator: torch.Generator, neighbours: int = 8) -> torch.Tensor:
+    """``image (B, 68, 2)`` plus, per face, the residual of one of the ``neighbours``
+    calibration renders nearest in pose (``degrees (B, 3)``), scaled to the face's box."""
+    angles = torch.as_tensor(residuals.angles)
+    weights = torch.tensor([1.0, 1.0, 0.5])
+    distance = torch.cdist(degrees * weights, angles * weights)  # (B, K)
+    nearest = distance.topk(min(neighbours, angles.shape[0]), dim=1, largest=False).indices
+    pick = torch.randint(0, nearest.shape[1], (image.shape[0], 1), generator=generator)
+    chosen = torch.as_tensor(residuals.residuals)[nearest.gather(1, pick)[:, 0]]  # (B, 68, 2)
+    half = (image.amax(dim=1) - image.amin(dim=1)).amax(dim=1) / 2 * CROP_SCALE
+    return image + chosen * half[:, None, None]
+
+
+def training_batch(flame, batch: int, generator: torch.Generator,
+                   residuals: DetectorResiduals | None = None) -> TrainingBatch:
+    """Draw ``batch`` synthetic faces of ``flame`` and their 68 projected landmarks, with
+    generic detector-like noise, or for :data:`DETECTOR_SHARE` of them (when ``residuals`` are
+    given) a calibrated detector's error plus a little noise."""
     def uniform(low: float, high: float, *size: int) -> torch.Tensor:
         return low + (high - low) * torch.rand(*size, generator=generator)
 
@@ -238,6 +347,11 @@ def training_batch(flame, batch: int, generator: torch.Generator) -> TrainingBat
     noise = torch.randn(image.shape, generator=generator) * sigma[:, None, None]
     noise[:, ibug.CONTOUR] *= 2.0
     noisy = image + noise
+    if residuals is not None:
+        degrees = torch.rad2deg(torch.stack([yaw, pitch, roll], dim=1))
+        calibrated = torch.rand(batch, generator=generator) < DETECTOR_SHARE
+        detector_like = _detector_like(image, degrees, residuals, generator) + noise * 0.3
+        noisy = torch.where(calibrated[:, None, None], detector_like, noisy)
     missing = torch.rand(batch, ibug.N_LANDMARKS, generator=generator) < uniform(0.0, 0.08, batch)[:, None]
     occluded = torch.rand(batch, generator=generator) < 0.25  # a hand over the mouth or an eye
     region = torch.randint(0, 3, (batch,), generator=generator)
@@ -278,13 +392,17 @@ class TrainingLog:
 
 
 def train(flame, spec: RegressorSpec, minutes: float = 8.0, batch: int = 512, seed: int = 0,
-          max_steps: int | None = None,
+          max_steps: int | None = None, residuals: DetectorResiduals | None = None,
           progress: Callable[[int, float, float], None] | None = None) -> tuple[LandmarkRegressor, TrainingLog]:
     """Train a regressor for ``flame`` on synthetic projections for at most ``minutes``.
 
     Args:
         flame: a :class:`flamefit.flame.flame_layer.FLAME` with landmarks (on the CPU).
-        spec: what to predict.
+        spec: what to predict (its ``detector`` is set from ``residuals``).
+        residuals: a detector's calibrated errors (:func:`calibrate_detector`), or None for
+            generic noise only. They are not mirrored to the other side: MediaPipe is not
+            symmetric (on the open model its mean residuals at yaw 60-90 and the mirrored ones
+            at yaw -90..-60 differ by about half their size).
         minutes: wall-clock budget; the learning rate decays over it.
         max_steps: stop after this many steps (tests).
         progress: called with (step, elapsed seconds, loss) every 10 steps.
@@ -292,6 +410,7 @@ def train(flame, spec: RegressorSpec, minutes: float = 8.0, batch: int = 512, se
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     flame = LandmarkLayer(flame) if not isinstance(flame, LandmarkLayer) else flame
+    spec = RegressorSpec(**{**asdict(spec), "detector": "" if residuals is None else residuals.detector})
     regressor = LandmarkRegressor(spec)
     optimiser = torch.optim.AdamW(regressor.parameters(), lr=2e-3, weight_decay=1e-4)
     log = TrainingLog(batch=batch)
@@ -305,7 +424,7 @@ def train(flame, spec: RegressorSpec, minutes: float = 8.0, batch: int = 512, se
         fraction = elapsed / budget if max_steps is None else step / max_steps
         for group in optimiser.param_groups:
             group["lr"] = 2e-3 * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))) + 1e-5
-        data = training_batch(flame, batch, generator)
+        data = training_batch(flame, batch, generator, residuals)
         prediction = regressor(data.landmarks)
         loss, landmark_error = _loss(flame, spec, prediction, data)
         optimiser.zero_grad(set_to_none=True)
@@ -325,7 +444,8 @@ def train(flame, spec: RegressorSpec, minutes: float = 8.0, batch: int = 512, se
 
 
 def _loss(flame, spec: RegressorSpec, prediction: dict, data: TrainingBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    rotation = (prediction["rotation"] - data.rotation).abs().mean()
+    # the Frobenius distance 2 sqrt(2) sin(angle / 2): the geodesic angle, smooth at 0
+    rotation = (prediction["rotation"] - data.rotation).flatten(1).norm(dim=1).mean()
     jaw = (prediction["jaw"] - data.pose[:, JAW]).abs().mean()
     expression = (prediction["expression"] - data.expression[:, :spec.n_expression]).abs().mean()
     shape = (prediction["shape"] - data.shape[:, :spec.n_shape]).abs().mean()
@@ -416,22 +536,65 @@ def cache_path(model_sha256: str) -> Path:
     return default_cache_dir() / "landmark_regressors" / f"{model_sha256[:16]}_v{REGRESSOR_VERSION}.pt"
 
 
-def regressor_for(flame, model_file: str | Path, log: Callable[[str], None] = print,
-                  minutes: float = 8.0) -> LandmarkRegressor:
-    """The model's regressor: shipped (open model), cached, or trained now (``minutes`` on the
-    CPU, with a message) and cached per model file."""
+def train_for_model(scene, minutes: float = TRAINING_MINUTES, detector: str = "auto",
+                    calibration_renders: int = 1000, log: Callable[[str], None] = print,
+                    calibration_progress: Callable[[int, int], None] | None = None,
+                    progress: Callable[[int, float, float], None] | None = None
+                    ) -> tuple[LandmarkRegressor, TrainingLog]:
+    """Calibrate ``detector`` on renders of ``scene``'s model (at most a quarter of the budget;
+    skipped when the detector cannot run here or is ``"none"``), then train for the rest of
+    ``minutes`` on the CPU. ``"auto"`` is :func:`flamefit.fitting.detect.resolve_detector`'s
+    choice, the detector ``flamefit fit`` uses by default."""
+    import copy
+
+    from flamefit.fitting.dense_embedding import model_sha256
+    from flamefit.fitting.detect import resolve_detector
+
+    started = time.time()
+    detector = resolve_detector(detector) if detector != "none" else detector
+    residuals = None
+    if detector != "none":
+        try:
+            residuals = calibrate_detector(scene, calibration_renders, detector=detector,
+                                           progress=calibration_progress, seconds=minutes * 60 / 4)
+        except Exception as error:  # noqa: BLE001 - a detector that cannot run: generic noise
+            log(f"landmark regressor: no {detector} calibration ({error}); training with generic noise")
+    flame = scene.flame if scene.flame.v_template.device.type == "cpu" else copy.deepcopy(scene.flame).cpu()
+    spec = spec_for(flame, model_sha256(scene.model_file) if scene.model_file else "")
+    left = max(minutes - (time.time() - started) / 60, 0.1)
+    return train(flame, spec, minutes=left, residuals=residuals, progress=progress)
+
+
+def ready_regressor(scene) -> LandmarkRegressor | None:
+    """The regressor of ``scene``'s model file when one is ready, shipped (open model) or
+    cached; None otherwise (nothing is trained)."""
+    if getattr(scene, "landmark_regressor", None) is not None:
+        return scene.landmark_regressor
+    if getattr(scene, "model_file", None) is None:
+        return None
     from flamefit.fitting.dense_embedding import model_sha256
 
-    sha256 = model_sha256(model_file)
+    sha256 = model_sha256(scene.model_file)
     for path in (SHIPPED_REGRESSOR, cache_path(sha256)):
         found = load_regressor(path) if path.is_file() else None
         if found is not None and found.spec.model_sha256 == sha256:
             return found
+    return None
+
+
+def regressor_for(scene, log: Callable[[str], None] = print, minutes: float = TRAINING_MINUTES
+                  ) -> LandmarkRegressor:
+    """The model's regressor: :func:`ready_regressor`'s, or trained now (``minutes`` on the
+    CPU, with a message; :func:`train_for_model`) and cached per model file."""
+    from flamefit.fitting.dense_embedding import model_sha256
+
+    found = ready_regressor(scene)
+    if found is not None:
+        return found
+    model_file = scene.model_file
+    sha256 = model_sha256(model_file)
     log(f"training the landmark regressor for {model_file} (once per model file, "
         f"{minutes:g} minutes on the CPU; `flamefit train-landmark-regressor` does it ahead)")
-    import copy
-
-    on_cpu = flame if flame.v_template.device.type == "cpu" else copy.deepcopy(flame).cpu()
-    regressor, training = train(on_cpu, spec_for(on_cpu, sha256), minutes=minutes)
+    regressor, training = train_for_model(scene, minutes=minutes, log=log)
     save_regressor(cache_path(sha256), regressor, training)
     return regressor

@@ -87,3 +87,43 @@ def test_landmark_layer_equals_the_full_layer(flame):
     fast = layer(shape=data.shape, expression=data.expression, pose=data.pose).landmarks
     assert torch.allclose(fast, full, atol=1e-6)
     assert layer.v_template.shape[0] < flame.v_template.shape[0] / 2
+
+
+def test_detector_residuals_shift_the_training_points():
+    residuals = lr.DetectorResiduals("test", np.array([[60.0, 10.0, 5.0], [-60.0, 10.0, -5.0]], np.float32),
+                                     np.zeros((2, 68, 2), np.float32))
+    residuals.residuals[0, 36] = (0.1, 0.02)  # the subject's right eye corner
+    residuals.residuals[1, 45] = (-0.1, 0.02)
+    # a face gets the residual of the nearest calibration pose, scaled by its box
+    image = torch.rand(2, 68, 2) * 4
+    degrees = torch.tensor([[50.0, 0.0, 0.0], [-70.0, 5.0, 0.0]])
+    shifted = lr._detector_like(image, degrees, residuals, torch.Generator().manual_seed(0), neighbours=1)
+    half = (image.amax(dim=1) - image.amin(dim=1)).amax(dim=1) / 2 * lr.CROP_SCALE
+    assert torch.allclose(shifted[0, 36] - image[0, 36], torch.tensor([0.1, 0.02]) * half[0])
+    assert torch.allclose(shifted[1, 45] - image[1, 45], torch.tensor([-0.1, 0.02]) * half[1])
+    assert torch.allclose(shifted[:, :36], image[:, :36])
+
+
+def test_training_with_residuals_records_the_detector(flame):
+    residuals = lr.DetectorResiduals("mediapipe", np.zeros((3, 3), np.float32),
+                                     np.full((3, 68, 2), 0.01, np.float32))
+    regressor, _ = lr.train(flame, lr.spec_for(flame, "abc"), minutes=5, batch=32, max_steps=3,
+                            residuals=residuals)
+    assert regressor.spec.detector == "mediapipe"
+
+
+def test_calibrating_a_detector_on_renders(demo_head_dir):
+    from flamefit.fitting.mediapipe_detect import litert_available
+    from flamefit.fitting.scene import HeadScene
+    from flamefit.flame.selection import select_model
+
+    if not litert_available():
+        pytest.skip("the MediaPipe detector (ai-edge-litert) is not installed")
+    scene = HeadScene.from_model_files(select_model(demo_head_dir), backend="torch")
+    calls = []
+    found = lr.calibrate_detector(scene, count=6, size=256, progress=lambda d, n: calls.append(d))
+    assert calls == list(range(1, 7))
+    assert found.detector == "mediapipe" and 0 < len(found.angles) <= 6
+    assert found.residuals.shape == (len(found.angles), 68, 2)
+    # near profile a detector can be off by a whole box half; nothing wilder than that
+    assert np.isfinite(found.residuals).all() and np.abs(found.residuals).max() < 3.0
