@@ -33,6 +33,12 @@ def opencv_camera(camera, index: int, item: PreparedImage) -> dict[str, np.ndarr
             "t": t[index].detach().cpu().double().numpy()}
 
 
+#: What :func:`write_fit_outputs` writes: ``"all"`` the files of :mod:`flamefit.fitting.results`;
+#: ``"params"`` only the numbers (``params.npz``, ``camera.npz``, ``landmarks.npz``,
+#: ``report.json``), for large batches where meshes and pictures would cost more than the work.
+OUTPUT_SETS = ("all", "params")
+
+
 def write_fit_outputs(
     folder: Path,
     item: PreparedImage,
@@ -42,8 +48,9 @@ def write_fit_outputs(
     report: dict,
     overlay_resolution: int = 512,
     frames: list[np.ndarray] | None = None,
+    files: str = "all",
 ) -> None:
-    """Write every output of batch item ``index``; ``report.json`` last (marks it done).
+    """Write the outputs of batch item ``index``; ``report.json`` last (marks it done).
 
     Args:
         folder: ``OUT/<name>/``.
@@ -54,12 +61,12 @@ def write_fit_outputs(
         report: fields gathered by the caller (status, model, device, seconds...); completed here.
         overlay_resolution: crop-frame render size for the overlay on the photo.
         frames: ``(R, R, 3)`` uint8 renders of the fit's progress, written as ``progress.gif``.
+        files: one of :data:`OUTPUT_SETS`.
     """
-    from flamefit.renderer.export import save_glb, save_obj
-    from flamefit.renderer.visualize import draw_landmarks, make_sheet, shape_image, to_uint8
-    from flamefit.renderer.visualize import overlay as blend
     from flamefit.fitting.parameters import FitParameters, save_parameters
 
+    if files not in OUTPUT_SETS:
+        raise ValueError(f"files must be one of {OUTPUT_SETS}, got {files!r}")
     folder.mkdir(parents=True, exist_ok=True)
     params = FitParameters(**{k: v[index : index + 1] for k, v in outcome.params.tensors().items()})
     offset = None if outcome.texture_offset is None else outcome.texture_offset[index : index + 1]
@@ -67,20 +74,6 @@ def write_fit_outputs(
 
     save_parameters(folder / results.PARAMS_FILE, params.item(0),
                     camera_type=np.array(scene.camera_type), resolution=np.array(resolution))
-
-    with torch.no_grad():
-        albedo = scene.albedo(params.texture)
-        if offset is not None:
-            albedo = albedo + offset
-        vertices = scene.flame(shape=params.shape, expression=params.expression,
-                               pose=params.pose).vertices
-        crop_render = scene.render(params, resolution, texture_offset=offset)
-        shape = shape_image(vertices, scene.camera(params, resolution), scene.flame.faces)
-    faces = scene.flame.faces.cpu().numpy()
-    mesh_arrays = dict(vertices=vertices[0].cpu().numpy(), faces=faces, vt=scene.vt.cpu().numpy(),
-                       ft=scene.ft.cpu().numpy(), texture=to_uint8(albedo[0].clamp(0, 1)))
-    save_obj(folder / results.MESH_FILE, **mesh_arrays)
-    save_glb(folder / results.MESH_GLB_FILE, **mesh_arrays)
 
     camera = opencv_camera(scene.camera(params, resolution), 0, item)
     write_npz(folder / results.CAMERA_FILE, **camera, image_size=np.array(item.image.original_size))
@@ -94,11 +87,64 @@ def write_fit_outputs(
     write_npz(folder / results.LANDMARKS_FILE, detected=detected, fitted=fitted,
               detected_crop=item.landmarks_crop, fitted_crop=fitted_crop, **dense_arrays)
 
+    if files == "all":
+        _write_meshes(folder, scene, params, offset)
+        _write_pictures(folder, item, scene, params, offset, fitted_screen, overlay_resolution)
+        if frames:
+            from flamefit.renderer.visualize import save_animation
+
+            save_animation(frames, folder / results.PROGRESS_FILE, fps=10)
+
+    iod = inter_ocular_distance(item.landmarks_crop)
+    lmk_error = float(np.linalg.norm(fitted_crop - item.landmarks_crop, axis=1).mean())
+    report.update({
+        "landmark_error_px_crop": lmk_error,
+        "landmark_error_percent_iod": 100.0 * lmk_error / max(iod, 1e-6),
+        **dense_report,
+        "photometric_error": float(outcome.photometric_error[index]),
+        "losses": {stage: float(v[index]) for stage, v in outcome.losses.items()},
+        "steps": dict(outcome.steps),
+        "camera_opencv": {k: v.tolist() for k, v in camera.items()},
+        "crop_to_original": to_original.tolist(),
+        "outputs": sorted(p.name for p in folder.iterdir()
+                          if p.is_file() and not p.name.startswith(".") and p.name != results.REPORT_FILE)
+                   + [results.REPORT_FILE],
+    })
+    results.write_report(folder, report)
+
+
+def _write_meshes(folder: Path, scene, params, offset) -> None:
+    """``mesh.obj`` (+ ``.mtl``, ``.png``) and ``mesh.glb``: the head in model space with its albedo."""
+    from flamefit.renderer.export import save_glb, save_obj
+    from flamefit.renderer.visualize import to_uint8
+
+    with torch.no_grad():
+        albedo = scene.albedo(params.texture)
+        if offset is not None:
+            albedo = albedo + offset
+        vertices = scene.flame(shape=params.shape, expression=params.expression, pose=params.pose).vertices
+    mesh_arrays = dict(vertices=vertices[0].cpu().numpy(), faces=scene.flame.faces.cpu().numpy(),
+                       vt=scene.vt.cpu().numpy(), ft=scene.ft.cpu().numpy(),
+                       texture=to_uint8(albedo[0].clamp(0, 1)))
+    save_obj(folder / results.MESH_FILE, **mesh_arrays)
+    save_glb(folder / results.MESH_GLB_FILE, **mesh_arrays)
+
+
+def _write_pictures(folder: Path, item: PreparedImage, scene, params, offset, fitted_screen: np.ndarray,
+                    overlay_resolution: int) -> None:
+    """``overlay.png`` (the render over the photo) and ``sheet.png`` (input, landmarks, render,
+    shape, overlay in the crop)."""
+    from flamefit.fitting.crop import crop_transform
+    from flamefit.renderer.visualize import draw_landmarks, make_sheet, shape_image, to_uint8
+    from flamefit.renderer.visualize import overlay as blend
+
+    resolution = item.crop.shape[0]
+    with torch.no_grad():
+        crop_render = scene.render(params, resolution, texture_offset=offset)
+        shape = shape_image(crop_render.vertices, scene.camera(params, resolution), scene.flame.faces)
     # Overlay on the (possibly downscaled) photo: the fitted face region (the rest of the head is
     # unconstrained by the photo: its light and albedo are extrapolated), rendered in a frame
     # twice the crop's size around the same centre so that nothing is cut at the crop's edges.
-    from flamefit.fitting.crop import crop_transform
-
     x0, y0, x1, y1 = item.transform.box
     half = x1 - x0
     centre_x, centre_y = (x0 + x1) / 2, (y0 + y1) / 2
@@ -122,30 +168,6 @@ def write_fit_outputs(
         labels=["input", "landmarks (green detected, red fitted)", "render", "shape", "overlay"],
     )
     write_image(folder / results.SHEET_FILE, sheet)
-
-    if frames:
-        from flamefit.renderer.visualize import save_animation
-
-        save_animation(frames, folder / results.PROGRESS_FILE, fps=10)
-
-    iod = inter_ocular_distance(item.landmarks_crop)
-    lmk_error = float(np.linalg.norm(fitted_crop - item.landmarks_crop, axis=1).mean())
-    report.update({
-        "landmark_error_px_crop": lmk_error,
-        "landmark_error_percent_iod": 100.0 * lmk_error / max(iod, 1e-6),
-        **dense_report,
-        "photometric_error": float(outcome.photometric_error[index]),
-        "losses": {stage: float(v[index]) for stage, v in outcome.losses.items()},
-        "steps": dict(outcome.steps),
-        "camera_opencv": {k: v.tolist() for k, v in camera.items()},
-        "crop_to_original": to_original.tolist(),
-        "outputs": sorted(p.name for p in folder.iterdir()
-                          if p.is_file() and not p.name.startswith(".") and p.name != results.REPORT_FILE)
-                   + [results.REPORT_FILE],
-    })
-    results.write_report(folder, report)
-
-
 
 
 def _dense_outputs(item: PreparedImage, index: int, outcome, scene) -> tuple[dict, dict]:

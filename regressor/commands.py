@@ -58,15 +58,20 @@ def cmd_train_regressor(args: argparse.Namespace) -> int:
     return 0
 
 
+def regress_options(args: argparse.Namespace) -> RegressOptions:
+    """The :class:`RegressOptions` of parsed ``flamefit regress`` arguments."""
+    return RegressOptions(model=args.model, device=args.device, batch_size=args.batch_size,
+                          detector=args.detector, face_index=args.face, landmarks=args.landmarks,
+                          flame_dir=args.flame_dir, open_model=args.open_model,
+                          overwrite=args.overwrite, on_changed=args.changed_photos, backend=args.backend,
+                          outputs=args.outputs)
+
+
 def cmd_regress(args: argparse.Namespace) -> int:
     from flamefit.fitting.commands import report_summary
     from flamefit.regressor.regress import regress_images
 
-    options = RegressOptions(model=args.model, device=args.device, batch_size=args.batch_size,
-                             detector=args.detector, face_index=args.face, landmarks=args.landmarks,
-                             flame_dir=args.flame_dir, open_model=args.open_model,
-                             overwrite=args.overwrite, on_changed=args.changed_photos, backend=args.backend)
-    return report_summary(regress_images(args.inputs, args.out, options))
+    return report_summary(regress_images(args.inputs, args.out, regress_options(args)))
 
 
 def register(subparsers, shared) -> None:
@@ -144,6 +149,10 @@ def register(subparsers, shared) -> None:
     shared.detector(regress, d.detector)
     regress.add_argument("--face", type=int, default=d.face_index, metavar="N",
                          help="which face when a photo shows several: 0 = the largest (default)")
+    regress.add_argument("--outputs", choices=("all", "params"), default=d.outputs,
+                         help="all: the fit's result files (default); params: params.npz, "
+                              "camera.npz, landmarks.npz and report.json only (large batches: "
+                              "meshes and pictures cost more than the network)")
     regress.add_argument("--overwrite", action="store_true", help="redo photos already done")
     regress.add_argument("--changed-photos", choices=("refit", "refuse"), default=d.on_changed,
                          help="a photo done before whose file has changed: redo it (default) or refuse")

@@ -25,6 +25,9 @@ class RegressOptions:
         flame_dir, open_model: the head model; it must be the one the regressor was trained for.
         overwrite, on_changed: as ``flamefit fit``'s (a rerun skips done photos).
         backend: rasteriser for the overlays.
+        outputs: ``"all"`` (the fit's result files) or ``"params"`` (parameters, camera,
+            landmarks and report only: for large batches, where meshes and pictures cost more
+            than the network; :data:`flamefit.fitting.outputs.OUTPUT_SETS`).
     """
 
     model: Path | None = None
@@ -38,6 +41,7 @@ class RegressOptions:
     overwrite: bool = False
     on_changed: str = "refit"
     backend: str = "auto"
+    outputs: str = "all"
 
 
 @dataclass

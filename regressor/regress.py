@@ -66,6 +66,74 @@ def load_scene_for(network, options: RegressOptions, device):
     return files, backend, scene
 
 
+@dataclasses.dataclass
+class RegressSession:
+    """What every batch of a run shares: the options, the network and the scene of the model it
+    was trained for (on the run's device), and the report fields every photo gets."""
+
+    options: RegressOptions
+    network: object
+    scene: object
+    context: dict
+
+
+def resolve_options(options: RegressOptions) -> RegressOptions:
+    """``options`` checked, with the shipped regressor as ``model`` when none is given.
+
+    Raises:
+        UsageError: no regressor (none given and none ships), a batch size below 1.
+    """
+    from flamefit.utils import UsageError
+
+    if options.model is None:
+        from flamefit.regressor.options import SHIPPED_MODEL_DIR
+
+        if not (SHIPPED_MODEL_DIR / "regressor.pt").is_file():
+            raise UsageError("no image regressor ships with this flamefit: train one with `flamefit "
+                             "train-regressor --out DIR` and pass --model DIR")
+        options = dataclasses.replace(options, model=SHIPPED_MODEL_DIR)
+    from flamefit.fitting.outputs import OUTPUT_SETS
+
+    if options.outputs not in OUTPUT_SETS:
+        raise UsageError(f"--outputs must be one of {', '.join(OUTPUT_SETS)}, got {options.outputs!r}")
+    if options.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
+    return options
+
+
+def load_network(options: RegressOptions, device):
+    """The regressor of ``options.model`` on ``device``.
+
+    Raises:
+        UsageError: not a regressor this flamefit reads.
+    """
+    from flamefit.regressor.training import load_image_regressor
+    from flamefit.utils import UsageError
+
+    try:
+        return load_image_regressor(options.model, device)
+    except ValueError as error:
+        raise UsageError(f"--model: {error}") from None
+
+
+def start_session(options: RegressOptions, device, network=None) -> RegressSession:
+    """Load the network (unless given) and its model's scene: what :func:`regress_images` does
+    once per run and a scale-out worker (:mod:`flamefit.scale`) once per process.
+
+    Raises:
+        UsageError: a bad regressor file, or the model in use is not the one it was trained for.
+    """
+    from flamefit.fitting.detect import resolve_detector
+
+    network = network if network is not None else load_network(options, device)
+    files, backend, scene = load_scene_for(network, options, device)
+    context = {"method": "image regressor", "regressor": str(Path(options.model).absolute()),
+               "model": files.describe(), "device": str(device), "backend": backend,
+               "camera": "orthographic", "resolution": network.spec.resolution,
+               "detector": resolve_detector(options.detector)}
+    return RegressSession(options, network, scene, context)
+
+
 def regress_images(inputs: list[str | Path], out_dir: str | Path, options: RegressOptions,
                    show_progress: bool = True):
     """Reconstruct every photo in ``inputs`` with the regressor ``options.model``; writes
@@ -80,27 +148,14 @@ def regress_images(inputs: list[str | Path], out_dir: str | Path, options: Regre
     from tqdm import tqdm
 
     from flamefit.fitting.batch import FitSummary, check_output_folder
-    from flamefit.fitting.detect import resolve_detector
     from flamefit.fitting.plan import collect_photos, plan_fit
     from flamefit.fitting.results import SUMMARY_FILE, write_summary_csv
-    from flamefit.regressor.training import load_image_regressor
     from flamefit.renderer.devices import resolve_device
-    from flamefit.utils import UsageError, folder_lock
+    from flamefit.utils import folder_lock
 
-    if options.model is None:
-        from flamefit.regressor.options import SHIPPED_MODEL_DIR
-
-        if not (SHIPPED_MODEL_DIR / "regressor.pt").is_file():
-            raise UsageError("no image regressor ships with this flamefit: train one with `flamefit "
-                             "train-regressor --out DIR` and pass --model DIR")
-        options = dataclasses.replace(options, model=SHIPPED_MODEL_DIR)
-    if options.batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
+    options = resolve_options(options)
     device = resolve_device(options.device)
-    try:
-        network = load_image_regressor(options.model, device)
-    except ValueError as error:
-        raise UsageError(f"--model: {error}") from None
+    network = load_network(options, device)
     out_dir = Path(out_dir)
     photos = collect_photos(inputs)
     check_output_folder(out_dir)
@@ -114,16 +169,11 @@ def regress_images(inputs: list[str | Path], out_dir: str | Path, options: Regre
         for photo_id, (path, reason) in plan.refused.items():
             summary.record(photo_id, path, "failed", reason)
         if plan.todo:
-            files, backend, scene = load_scene_for(network, options, device)
-            context = {"method": "image regressor", "regressor": str(Path(options.model).absolute()),
-                       "model": files.describe(), "device": str(device), "backend": backend,
-                       "camera": "orthographic", "resolution": network.spec.resolution,
-                       "detector": resolve_detector(options.detector)}
+            session = start_session(options, device, network)
             bar = tqdm(total=len(plan.todo), desc="photos", unit="photo", disable=not show_progress)
             try:
                 for start in range(0, len(plan.todo), options.batch_size):
-                    _regress_batch(plan.todo[start:start + options.batch_size], network, scene, options,
-                                   context, out_dir, summary, bar)
+                    regress_batch(plan.todo[start:start + options.batch_size], session, out_dir, summary, bar)
             finally:
                 bar.close()
                 write_summary_csv(out_dir / SUMMARY_FILE, summary.rows)
@@ -132,24 +182,26 @@ def regress_images(inputs: list[str | Path], out_dir: str | Path, options: Regre
     return summary
 
 
-def _regress_batch(batch, network, scene, options: RegressOptions, context: dict, out_dir: Path,
-                   summary, bar) -> None:
-    """Prepare, predict and write one batch; a failure is recorded for its photo alone."""
+def regress_batch(batch, session: RegressSession, out_dir: Path, summary, bar) -> None:
+    """Prepare, predict and write one batch of :class:`flamefit.fitting.plan.PlannedPhoto`; a
+    failure is recorded for its photo alone. ``bar``: a tqdm-like object (``update``)."""
     from flamefit.fitting.errors import InputError
     from flamefit.fitting.outputs import write_fit_outputs
     from flamefit.fitting.prepare import prepare_image
     from flamefit.fitting.results import base_report, write_failure_report
 
+    network, scene, options, context = session.network, session.scene, session.options, session.context
     started = time.time()
     resolution = network.spec.resolution
 
     def fail(photo, reason: str) -> None:
-        summary.record(photo.id, photo.path, "failed", reason, time.time() - started)
+        reason = photo.named(reason)  # an archive member, not its local copy
+        summary.record(photo.id, photo.input, "failed", reason, time.time() - started)
         try:
-            write_failure_report(out_dir / photo.id, photo.id, photo.path, photo.sha256, reason,
+            write_failure_report(out_dir / photo.id, photo.id, photo.input, photo.sha256, reason,
                                  time.time() - started)
         except OSError as error:
-            log.warning("could not write the failure report of %s: %s", photo.path, error)
+            log.warning("could not write the failure report of %s: %s", photo.input, error)
 
     items, planned = [], []
     for photo in batch:
@@ -172,14 +224,14 @@ def _regress_batch(batch, network, scene, options: RegressOptions, context: dict
     outcome = _outcome(scene, params, crops, landmarks, resolution)
     seconds = (time.time() - started) / len(items)
     for index, (item, photo) in enumerate(zip(items, planned)):
-        report = {**base_report(photo.id, photo.path, photo.sha256), "status": "done", "fit_status": "done",
+        report = {**base_report(photo.id, photo.input, photo.sha256), "status": "done", "fit_status": "done",
                   **context, "landmarks_source": item.source, "n_faces": item.n_faces, "notes": item.notes,
                   "image_size": list(item.image.original_size), "seconds": round(seconds, 3),
                   "network_seconds": round(network_seconds / len(items), 4)}
         try:
-            write_fit_outputs(out_dir / photo.id, item, index, scene, outcome, report)
+            write_fit_outputs(out_dir / photo.id, item, index, scene, outcome, report, files=options.outputs)
         except (OSError, ValueError, RuntimeError) as error:
             fail(photo, f"could not write results: {error}")
             continue
-        summary.record(photo.id, photo.path, "fitted", "", seconds, report["landmark_error_percent_iod"])
+        summary.record(photo.id, photo.input, "fitted", "", seconds, report["landmark_error_percent_iod"])
     bar.update(len(items))

@@ -43,6 +43,10 @@ def test_train_regress_and_refine(tmp_path, capsys, one_thread):
     assert np.load(result / "astronaut" / "params.npz")["resolution"] == 64
     status, out, _ = run(capsys, *argv)
     assert status == 0 and "1 skipped" in out
+    status, _, _ = run(capsys, *argv[:5], tmp_path / "numbers", *argv[6:], "--outputs", "params")
+    assert status == 0
+    assert sorted(p.name for p in (tmp_path / "numbers" / "astronaut").iterdir()) == [
+        "camera.npz", "landmarks.npz", "params.npz", "report.json"]
 
     refined = tmp_path / "refined"
     status, out, _ = run(capsys, "fit", photo, "--init", result, "--out", refined, "--landmarks", landmarks,
