@@ -28,7 +28,9 @@ import numpy as np
 import torch
 
 from flamefit.fitting.errors import InputError
-from flamefit.fitting.options import FitOptions, check_schedule
+from flamefit.fitting.options import (
+    AUTO_INIT, REGRESSOR_INIT, ZERO_INIT, FitOptions, check_schedule, init_keyword, resolve_steps,
+)
 from flamefit.fitting.plan import IMAGE_SUFFIXES, PlannedPhoto, collect_photos, plan_fit
 from flamefit.fitting.prepare import PreparedImage, prepare_image
 from flamefit.fitting.results import (
@@ -38,9 +40,6 @@ from flamefit.renderer.devices import resolve_device
 from flamefit.utils import UsageError, folder_lock
 
 log = logging.getLogger(__name__)
-
-#: ``--init regressor``: start each photo from the landmark regressor's prediction.
-REGRESSOR_INIT = "regressor"
 
 __all__ = ["FitOptions", "FitSummary", "FitInterrupted", "FitSession", "fit_images", "fit_prepared",
            "prepare_photo", "run_batch", "start_session", "IMAGE_SUFFIXES"]
@@ -117,7 +116,7 @@ def prepare_photo(photo: PlannedPhoto, scene, options: FitOptions) -> PreparedIm
 
 
 def regressor_start(scene, items: list[PreparedImage], resolution: int) -> None:
-    """``--init regressor``: give every item without ``--init`` values the landmark regressor's
+    """``--init regressor`` (or ``auto``): give every item without ``--init`` values the landmark regressor's
     prediction from its detected 68 points (:mod:`flamefit.fitting.landmark_regressor`; the
     shipped one for the open model, else cached or trained on first use)."""
     from flamefit.fitting.landmark_regressor import initial_values, regressor_for
@@ -310,7 +309,7 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
     check_output_folder(out_dir)
     summary = FitSummary(out_dir=out_dir)
     with folder_lock(out_dir):
-        per_photo_init = None if options.init is not None and str(options.init) == REGRESSOR_INIT else options.init
+        per_photo_init = None if init_keyword(options.init) else options.init
         plan = plan_fit(photos, out_dir, landmarks=options.landmarks, mask=options.mask,
                         init=per_photo_init, overwrite=options.overwrite, on_changed=options.on_changed)
         paths = {photo.id: photo.path for photo in photos}
@@ -339,12 +338,15 @@ def fit_images(inputs: list[str | Path], out_dir: str | Path, options: FitOption
 class FitSession:
     """What every batch of a run shares: the options, the scene on its device, the optimiser's
     :class:`~flamefit.fitting.optimizer.FitConfig` and the report fields every photo gets
-    (``context``: model, device, backend, camera, resolution, detector, shape prior)."""
+    (``context``: model, device, backend, camera, resolution, detector, shape prior, where
+    the fits start and the schedule) and where the fits start (``start``: ``"regressor"``,
+    ``"zero"`` or ``"file"``, see :func:`fit_start`)."""
 
     options: FitOptions
     scene: object
     config: object
     context: dict
+    start: str = ZERO_INIT
 
 
 def start_session(options: FitOptions, device) -> FitSession:
@@ -360,13 +362,36 @@ def start_session(options: FitOptions, device) -> FitSession:
 
     files, backend, scene = _load_scene(options, device)
     shape_mean, prior = _shape_prior(options, scene)
-    config = FitConfig(resolution=options.resolution, rigid_steps=options.rigid_steps,
-                       full_steps=options.full_steps, texture_offset=options.texture_offset,
+    start, described = fit_start(scene, options.init)
+    rigid_steps, full_steps = resolve_steps(options.rigid_steps, options.full_steps, start)
+    config = FitConfig(resolution=options.resolution, rigid_steps=rigid_steps,
+                       full_steps=full_steps, texture_offset=options.texture_offset,
                        shape_prior_mean=shape_mean)
     context = {"model": files.describe(), "device": str(device), "backend": backend,
                "camera": options.camera, "resolution": options.resolution,
-               "detector": resolve_detector(options.detector), **prior}
-    return FitSession(options, scene, config, context)
+               "detector": resolve_detector(options.detector), "init": described,
+               "schedule": [rigid_steps, full_steps], **prior}
+    return FitSession(options, scene, config, context, start)
+
+
+def fit_start(scene, init) -> tuple[str, str]:
+    """Where a run's fits start, from ``--init``: ``"regressor"`` (``regressor``, or ``auto``
+    when :func:`flamefit.fitting.landmark_regressor.ready_regressor` has one for the model),
+    ``"zero"`` (``zero``, or ``auto`` without a regressor ready: none is trained during a fit
+    unless asked for) or ``"file"`` (other tools' outputs); and how the report says it."""
+    keyword = init_keyword(init)
+    if keyword is None:
+        return "file", "file"
+    if keyword == AUTO_INIT:
+        from flamefit.fitting.landmark_regressor import ready_regressor
+
+        regressor = ready_regressor(scene)
+        if regressor is None:
+            return ZERO_INIT, "zero (auto: no landmark regressor trained for this model; "\
+                              "`flamefit train-landmark-regressor` makes one)"
+        scene.landmark_regressor = regressor
+        return REGRESSOR_INIT, "regressor (auto)"
+    return keyword, keyword
 
 
 def run_batch(batch: list[PlannedPhoto], session: FitSession, out_dir: Path, summary: FitSummary,
@@ -412,7 +437,7 @@ def run_batch(batch: list[PlannedPhoto], session: FitSession, out_dir: Path, sum
     if options.gif:
         hook = _Snapshots(scene, items, config.resolution, max(1, config.full_steps // 40), show)
     try:
-        if options.init is not None and str(options.init) == REGRESSOR_INIT:
+        if session.start == REGRESSOR_INIT:
             regressor_start(scene, items, config.resolution)
         init = _initial_parameters(scene, items, config.resolution, device,
                                    shape_start=config.shape_prior_mean)

@@ -13,14 +13,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from flamefit.fitting.options import FitOptions
+from flamefit.fitting.options import REFERENCE_STEPS, REGRESSOR_STEPS, FitOptions
 
 
 def fit_options(args: argparse.Namespace) -> FitOptions:
     """The :class:`FitOptions` of parsed ``flamefit fit`` arguments."""
     return FitOptions(
         device=args.device, batch_size=args.batch_size, resolution=args.resolution,
-        rigid_steps=args.iters[0], full_steps=args.iters[1], camera=args.camera,
+        rigid_steps=args.iters[0] if args.iters else None,
+        full_steps=args.iters[1] if args.iters else None, camera=args.camera,
         flame_dir=args.flame_dir, open_model=args.open_model, landmarks=args.landmarks,
         mask=args.mask, init=args.init, shape_prior=args.shape_prior, detector=args.detector, face_index=args.face,
         texture_space=args.texture_space, texture_offset=args.texture_offset, gif=args.gif,
@@ -144,9 +145,12 @@ def register(subparsers, shared) -> None:
                      help=f"photos fitted together (use 16-256 on a GPU; default {d.batch_size})")
     fit.add_argument("--resolution", type=shared.resolution(32, 2048), default=d.resolution,
                      help=f"crop size in pixels the fit runs at (default {d.resolution})")
-    fit.add_argument("--iters", type=shared.step_counts, default=(d.rigid_steps, d.full_steps),
+    fit.add_argument("--iters", type=shared.step_counts, default=None,
                      metavar="RIGID,FULL", help=f"steps of the rigid (landmarks) and full stages "
-                                                f"(default {d.rigid_steps},{d.full_steps})")
+                                                f"(default {REGRESSOR_STEPS[0]},{REGRESSOR_STEPS[1]} "
+                                                f"from the landmark regressor's start, "
+                                                f"{REFERENCE_STEPS[0]},{REFERENCE_STEPS[1]} from zero "
+                                                f"or another tool's output)")
     shared.camera(fit, d.camera)
     inputs = fit.add_argument_group(
         "per-photo inputs", "For one photo, a file; for several, a folder holding <id>.<ext> "
@@ -157,15 +161,17 @@ def register(subparsers, shared) -> None:
     inputs.add_argument("--mask", type=Path, default=None,
                         help="mask image (white = use) the size of the photo (.png/.jpg/.npy); "
                              "limits the photometric term")
-    inputs.add_argument("--init", type=Path, default=None,
-                        help="initial parameters refined by the fit, another tool's output read "
+    inputs.add_argument("--init", type=Path, default=d.init, metavar="auto|zero|regressor|FILE",
+                        help="where the fit starts. auto (default): our landmark regressor's "
+                             "prediction when the model has one (the open model's ships; FLAME's "
+                             "after train-landmark-regressor), else zero; zero: the mean face, "
+                             "frontal; regressor: the landmark regressor (trained first when "
+                             "missing); or initial parameters refined by the fit, another tool's output read "
                              "unchanged: a DECA codedict, EMOCA/EMICA output folder, SMIRK dict, "
                              "MICA identity.npy, metrical-tracker/pixel3dmm .frame, VHAP "
                              "tracked_flame_params*.npz, flame-head-tracker <id>.npz, RingNet "
                              "params/<name>.npy or our params.npz; the report says which it found. "
-                             "FLAME coefficients are dropped unless FLAME is the model in use. "
-                             "`--init regressor`: start from our landmark regressor's prediction "
-                             "(pose, jaw, expression, leading identity, camera)")
+                             "FLAME coefficients are dropped unless FLAME is the model in use.")
     fit.add_argument("--shape-prior", type=Path, default=None, metavar="FILE",
                      help="a shape to start from and pull every photo's fit toward (a Gaussian "
                           "prior centred on it instead of 0): MICA's identity.npy or any --init "

@@ -9,6 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from flamefit.fitting.options import INIT_KEYWORDS, REFERENCE_STEPS, REGRESSOR_STEPS
 from flamefit.web.options import LOCAL_HOSTS, ServeOptions
 
 log = logging.getLogger("flamefit.web")
@@ -46,7 +47,8 @@ def serve_options(args: argparse.Namespace) -> ServeOptions:
         host=args.host, port=args.port, data_dir=args.data_dir, device=args.device,
         workers=args.workers, batch_size=args.batch_size, queue_size=args.queue_size,
         max_upload_bytes=int(args.max_upload_mb * 2**20), max_pixels=int(args.max_megapixels * 1e6),
-        keep_hours=args.keep_hours, rigid_steps=args.iters[0], full_steps=args.iters[1],
+        keep_hours=args.keep_hours, init=args.init, rigid_steps=args.iters[0] if args.iters else None,
+        full_steps=args.iters[1] if args.iters else None,
         resolution=args.resolution, camera=args.camera, detector=args.detector,
         backend=args.backend, flame_dir=args.flame_dir, open_model=args.open_model,
     )
@@ -101,9 +103,14 @@ def register(subparsers, shared) -> None:
     serve_parser.add_argument("--keep-hours", type=_positive_number, default=d.keep_hours,
                               help=f"jobs are deleted this long after their last change "
                                    f"(default {d.keep_hours:g})")
-    serve_parser.add_argument("--iters", type=shared.step_counts, default=(d.rigid_steps, d.full_steps),
-                              metavar="RIGID,FULL",
-                              help=f"steps of the two fitting stages (default {d.rigid_steps},{d.full_steps})")
+    serve_parser.add_argument("--init", choices=INIT_KEYWORDS, default=d.init,
+                              help="where each fit starts: auto (default) the landmark regressor's "
+                                   "prediction when the model has one, else zero; as `flamefit fit "
+                                   "--init`")
+    serve_parser.add_argument("--iters", type=shared.step_counts, default=None, metavar="RIGID,FULL",
+                              help=f"steps of the two fitting stages (default {REGRESSOR_STEPS[0]},"
+                                   f"{REGRESSOR_STEPS[1]} from the landmark regressor's start, "
+                                   f"{REFERENCE_STEPS[0]},{REFERENCE_STEPS[1]} from zero)")
     serve_parser.add_argument("--resolution", type=shared.resolution(32, 2048), default=d.resolution,
                               help=f"crop size in pixels the fit runs at (default {d.resolution})")
     shared.camera(serve_parser, d.camera)

@@ -31,8 +31,9 @@ class ServeOptions:
         max_pixels: largest accepted decoded photo (width x height), checked from the header
             before decoding (413).
         keep_hours: jobs (photo and results) are deleted this many hours after their last change.
-        rigid_steps, full_steps, resolution, camera, detector, backend, flame_dir, open_model:
-            the fit, as in :class:`flamefit.fitting.options.FitOptions`.
+        init, rigid_steps, full_steps, resolution, camera, detector, backend, flame_dir,
+            open_model: the fit, as in :class:`flamefit.fitting.options.FitOptions` (``init``:
+            ``"auto"``, ``"zero"`` or ``"regressor"``; no other tool's files).
     """
 
     host: str = "127.0.0.1"
@@ -45,8 +46,9 @@ class ServeOptions:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000
     keep_hours: float = 24.0
-    rigid_steps: int = _FIT.rigid_steps
-    full_steps: int = _FIT.full_steps
+    init: str = str(_FIT.init)
+    rigid_steps: int | None = _FIT.rigid_steps
+    full_steps: int | None = _FIT.full_steps
     resolution: int = _FIT.resolution
     camera: str = _FIT.camera
     detector: str = _FIT.detector

@@ -75,6 +75,8 @@ class FitService:
         self.model_name: str | None = None
         self.backend: str | None = None
         self.load_error: str | None = None
+        self.start_from: str | None = None  # where fits start (fitting.batch.fit_start)
+        self.steps: tuple[int, int] | None = None
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._detect_lock = threading.Lock()
@@ -125,6 +127,8 @@ class FitService:
         return 8 if self.device is not None and self.device.type == "cuda" else 1
 
     def _load_model(self) -> None:
+        from flamefit.fitting.batch import fit_start
+        from flamefit.fitting.options import resolve_steps
         from flamefit.fitting.scene import HeadScene
         from flamefit.flame.selection import select_model
         from flamefit.renderer.devices import resolve_device
@@ -138,11 +142,14 @@ class FitService:
                        else resolve_backend("auto", device))
             scene = HeadScene.from_model_files(files, camera=self.options.camera, backend=backend).to(device)
             scene.requires_grad_(False)
+            start, _ = fit_start(scene, self.options.init)
+            steps = resolve_steps(self.options.rigid_steps, self.options.full_steps, start)
         except Exception as error:  # noqa: BLE001 - any failure is reported on /healthz and per job
             self.load_error = f"the head model could not be loaded: {error}"
             log.error("%s", self.load_error)
         else:
             self.device, self.backend, self.model_name = device, backend, files.describe()
+            self.start_from, self.steps = start, steps
             self.scene = scene
             log.info("model loaded in %.1f s: %s on %s (%s rasteriser)", time.time() - started,
                      self.model_name, device, backend)
@@ -207,8 +214,9 @@ class FitService:
 
     def _run(self, job_ids: list[str]) -> None:
         """Prepare, fit and write a batch of jobs; a job that cannot be prepared fails alone."""
-        from flamefit.fitting.batch import fit_prepared
+        from flamefit.fitting.batch import _initial_parameters, fit_prepared, regressor_start
         from flamefit.fitting.errors import InputError
+        from flamefit.fitting.options import REGRESSOR_INIT
         from flamefit.fitting.optimizer import FitConfig
         from flamefit.fitting.prepare import prepare_image
 
@@ -235,11 +243,14 @@ class FitService:
             items.append(item)
         if not items:
             return
-        config = FitConfig(resolution=options.resolution, rigid_steps=options.rigid_steps,
-                           full_steps=options.full_steps)
+        config = FitConfig(resolution=options.resolution, rigid_steps=self.steps[0],
+                           full_steps=self.steps[1])
         hook = _ProgressHook(self.store, self.scene, [job.id for job in jobs], items, options.resolution)
         try:
-            outcome = fit_prepared(self.scene, items, config, progress=hook)
+            if self.start_from == REGRESSOR_INIT:
+                regressor_start(self.scene, items, options.resolution)
+            init = _initial_parameters(self.scene, items, options.resolution, self.device)
+            outcome = fit_prepared(self.scene, items, config, init=init, progress=hook)
         except (InputError, ValueError, RuntimeError) as error:
             for job in jobs:
                 self._fail(job.id, plain_input_error(error))

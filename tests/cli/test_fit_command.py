@@ -276,3 +276,26 @@ def test_init_regressor_starts_from_the_landmark_regressor(astronaut_path, tmp_p
     # with no rigid stage at all, the regressor's pose and camera already put the landmarks
     # close to the detected ones (a zero start would be off by the whole head turn)
     assert rep["landmark_error_percent_iod"] < 15.0
+    assert rep["init"] == "regressor" and rep["schedule"] == [0, 5]
+
+
+def test_init_auto_is_the_default_and_zero_stays_possible(astronaut_path, tmp_path):
+    from flamefit.fitting.options import REGRESSOR_STEPS
+
+    out = tmp_path / "out"
+    for name, extra in (("auto", []), ("zero", ["--init", "zero"])):
+        status = main(["fit", str(astronaut_path), "--out", str(out / name), "--iters", "0,3",
+                       "--device", "cpu", "--open-model", *extra])
+        assert status == 0
+    auto, zero = report(out / "auto" / "astronaut"), report(out / "zero" / "astronaut")
+    assert auto["init"] == "regressor (auto)"  # the open model's regressor ships
+    assert any("landmark regressor" in note for note in auto["notes"])
+    assert zero["init"] == "zero" and not any("landmark regressor" in note for note in zero["notes"])
+    # without --iters the regressor's start gets the short schedule (fit_images resolves it)
+    from flamefit.fitting.batch import start_session
+
+    session = start_session(FitOptions(device="cpu", open_model=True), "cpu")
+    assert (session.config.rigid_steps, session.config.full_steps) == REGRESSOR_STEPS
+    assert session.context["schedule"] == list(REGRESSOR_STEPS)
+    session = start_session(FitOptions(device="cpu", open_model=True, init="zero"), "cpu")
+    assert (session.config.rigid_steps, session.config.full_steps) == (200, 800)
