@@ -488,8 +488,10 @@ def main(argv: list[str] | None = None) -> Path | None:
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB; "
               f"{int(np.isfinite(arrays['detected']).all(axis=(1, 2)).sum())} of {args.renders} detected)")
         return path
-    arrays = load_prepared(args.from_prepared) if args.from_prepared else prepare(args.renders, args.seed, args.detector)
     parts = set(args.parts.split(","))
+    arrays = None
+    if parts & {"regressor", "fits"}:
+        arrays = load_prepared(args.from_prepared) if args.from_prepared else prepare(args.renders, args.seed, args.detector)
     started = time.time()
     scene = open_scene(device, args.backend)
     result = {"machine": machine(str(device)), "args": {k: str(v) for k, v in vars(args).items()}}
