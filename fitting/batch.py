@@ -406,8 +406,7 @@ def run_batch(batch: list[PlannedPhoto], session: FitSession, out_dir: Path, sum
     by_id = {photo.id: photo for photo in batch}
 
     def fail(photo: PlannedPhoto, reason: str) -> None:
-        if photo.source is not None:  # name the archive member, not its local copy
-            reason = reason.replace(str(photo.path), photo.source)
+        reason = photo.named(reason)  # an archive member, not its local copy
         summary.record(photo.id, photo.input, "failed", reason, time.time() - started)
         try:
             write_failure_report(out_dir / photo.id, photo.id, photo.input, photo.sha256, reason,

@@ -82,6 +82,11 @@ class PlannedPhoto:
         """The photo as reports name it: ``source`` when set, else ``path``."""
         return Path(self.source) if self.source is not None else self.path
 
+    def named(self, text: str) -> str:
+        """``text`` (an error message) naming the photo as reports do: its local copy's path
+        replaced by ``source``."""
+        return text if self.source is None else text.replace(str(self.path), self.source)
+
 
 @dataclass
 class FitPlan:

@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     shared = SharedOptions()
     for package in (flame_commands, fitting_commands, texture_space_commands, regressor_commands,
-                    web_commands, scale_commands):  # scale last: it extends fit and build-texture-space
+                    web_commands, scale_commands):  # scale last: it extends fit, regress, build-texture-space
         package.register(sub, shared)
     return parser
 

@@ -1,8 +1,8 @@
 """The scale-out layer's command line: ``flamefit select``, and dataset inputs and ``--ray`` on
-``fit`` and ``build-texture-space``.
+``fit``, ``regress`` and ``build-texture-space``.
 
-:func:`register` adds ``select`` and gives the ``fit`` and ``build-texture-space`` parsers (which
-their packages registered before) a "datasets and scale-out" option group. Their commands then
+:func:`register` adds ``select`` and gives the ``fit``, ``regress`` and ``build-texture-space``
+parsers (which their packages registered before) a "datasets and scale-out" option group. Their commands then
 go through :mod:`flamefit.scale.jobs` when an input is a zip / tar / parquet file (or a folder
 of them), or ``--ray``, ``--only`` or ``--landmarks-from-metadata`` is given; otherwise they run
 exactly as before (the single-machine path stays the default). Importing this module imports
@@ -43,6 +43,19 @@ def _fit_command(single_machine):
         return run_fit_job(lambda: fit_dataset(args.inputs, args.out, fit_options(args), scale_options(args)))
 
     return cmd_fit
+
+
+def _regress_command(single_machine):
+    def cmd_regress(args: argparse.Namespace) -> int:
+        if not _wants_scale(args):
+            return single_machine(args)
+        from flamefit.fitting.commands import run_fit_job
+        from flamefit.regressor.commands import regress_options
+        from flamefit.scale.jobs import regress_dataset
+
+        return run_fit_job(lambda: regress_dataset(args.inputs, args.out, regress_options(args), scale_options(args)))
+
+    return cmd_regress
 
 
 def _build_command(single_machine):
@@ -115,9 +128,10 @@ def _number(minimum: float, above: bool):
 
 
 def register(subparsers, shared) -> None:
-    """Add ``select`` and the dataset options of ``fit`` and ``build-texture-space`` (registered
-    before by their packages) to ``flamefit``'s subparsers."""
-    for name, wrap in (("fit", _fit_command), ("build-texture-space", _build_command)):
+    """Add ``select`` and the dataset options of ``fit``, ``regress`` and ``build-texture-space``
+    (registered before by their packages) to ``flamefit``'s subparsers."""
+    for name, wrap in (("fit", _fit_command), ("regress", _regress_command),
+                       ("build-texture-space", _build_command)):
         parser = subparsers.choices.get(name)
         if parser is None:
             continue

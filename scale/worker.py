@@ -1,12 +1,13 @@
-"""One fitting process of a dataset job: the model loaded once, batches of dataset photos in,
+"""One process of a dataset job: the model loaded once, batches of dataset photos in,
 ``OUT/<id>/`` result folders and one summary row per photo out.
 
 What :func:`flamefit.fitting.batch.fit_images` does for files, :class:`FitWorker` does for
 :class:`~flamefit.scale.datasets.DatasetPhoto` bytes, with the same functions: the resume rule
 (:func:`flamefit.fitting.plan.resume_decision`, on the SHA-256 of the bytes read, so a result
 made from a folder is resumed from a zip of it), prepare / fit / write
-(:func:`flamefit.fitting.batch.run_batch`) and the result schema. It runs in the ``flamefit
-fit`` process for a dataset without ``--ray``, and as each Ray actor with it
+(:func:`flamefit.fitting.batch.run_batch`) and the result schema; :class:`RegressWorker` the
+same for ``flamefit regress`` (:func:`flamefit.regressor.regress.regress_batch`). A worker runs
+in the command's process for a dataset without ``--ray``, and as each Ray actor with it
 (:mod:`flamefit.scale.ray_jobs`).
 
 Idempotent: a photo whose report says done with the same bytes is skipped, so a batch retried
@@ -27,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from flamefit.fitting.options import FitOptions
 from flamefit.fitting.plan import FIT, REFUSE, SKIP, Photo, PlannedPhoto, resume_decision, side_file
 from flamefit.fitting.results import write_failure_report
 from flamefit.scale.datasets import DatasetPhoto, image_size, metadata_landmarks, read_photos, sha256_bytes
@@ -49,48 +49,56 @@ class _Quiet:
         pass
 
 
-class FitWorker:
-    """Fits batches of dataset photos into ``out_dir`` (see the module docstring).
+class DatasetWorker:
+    """Runs batches of dataset photos into ``out_dir`` (see the module docstring); subclasses
+    say how a session starts (:meth:`_start`) and how a planned batch runs (:meth:`_run`).
 
     Args:
         out_dir: the run's ``--out`` (shared by every worker: a shared file system on a cluster).
-        options: the run's :class:`FitOptions`; ``landmarks``, ``mask`` and ``init`` are
-            folders of ``<id>.<ext>`` files, as for a folder of photos.
+        options: the command's options (:class:`FitOptions`, ``RegressOptions``); ``landmarks``,
+            ``mask`` and ``init`` are folders of ``<id>.<ext>`` files, as for a folder of photos.
         landmarks_from_metadata: use a photo's FFHQ metadata landmarks instead of detection
             (a photo without them is detected, with a note).
         threads: torch intra-op threads of this process (None: torch's default).
     """
 
-    def __init__(self, out_dir: str | Path, options: FitOptions, *, landmarks_from_metadata: bool = False,
+    def __init__(self, out_dir: str | Path, options, *, landmarks_from_metadata: bool = False,
                  threads: int | None = None):
         self.out_dir = Path(out_dir)
         self.options = options
         self.landmarks_from_metadata = landmarks_from_metadata
         self.threads = threads
-        self.session = None  # loaded on the first photo to fit (a rerun that skips all loads nothing)
+        self.session = None  # loaded on the first photo to do (a rerun that skips all loads nothing)
         self.name = f"{socket.gethostname()}-{os.getpid()}"
         self.journal = self.out_dir / STATE_DIR / "journal" / f"{self.name}.jsonl"
+
+    def _start(self, device):
+        """The session every batch of this process shares (the model on ``device``)."""
+        raise NotImplementedError
+
+    def _run(self, planned: list[PlannedPhoto], summary) -> None:
+        """Prepare, process and write ``planned``, recording each photo in ``summary``."""
+        raise NotImplementedError
 
     def _session(self):
         if self.session is None:
             import torch
 
-            from flamefit.fitting.batch import start_session
             from flamefit.renderer.devices import resolve_device
 
             if self.threads is not None:
                 torch.set_num_threads(max(1, self.threads))
-            self.session = start_session(self.options, resolve_device(self.options.device))
+            self.session = self._start(resolve_device(self.options.device))
         return self.session
 
-    def fit(self, photos: list[DatasetPhoto], data: list[bytes | Exception] | None = None) -> list[dict]:
-        """Fit one batch; ``data``: the photos' bytes already read (or why not), else read here.
+    def process(self, photos: list[DatasetPhoto], data: list[bytes | Exception] | None = None) -> list[dict]:
+        """Do one batch; ``data``: the photos' bytes already read (or why not), else read here.
 
         Returns:
             one row per photo (:data:`ROW_KEYS`): status ``fitted``, ``skipped`` (done before
             with these bytes) or ``failed`` (with the reason; its ``report.json`` says so).
         """
-        from flamefit.fitting.batch import FitSummary, run_batch
+        from flamefit.fitting.batch import FitSummary
 
         started = time.time()
         data = read_photos(photos) if data is None else data
@@ -105,8 +113,9 @@ class FitWorker:
                 else:
                     rows.append(outcome)
             if planned:
+                self._session()
                 summary = FitSummary(out_dir=self.out_dir)
-                run_batch(planned, self._session(), self.out_dir, summary, _Quiet())
+                self._run(planned, summary)
                 rows += summary.rows
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -156,16 +165,47 @@ class FitWorker:
             os.fsync(stream.fileno())
 
 
+class FitWorker(DatasetWorker):
+    """``flamefit fit``'s worker: :func:`flamefit.fitting.batch.start_session` once,
+    :func:`flamefit.fitting.batch.run_batch` per batch."""
+
+    def _start(self, device):
+        from flamefit.fitting.batch import start_session
+
+        return start_session(self.options, device)
+
+    def _run(self, planned: list[PlannedPhoto], summary) -> None:
+        from flamefit.fitting.batch import run_batch
+
+        run_batch(planned, self.session, self.out_dir, summary, _Quiet())
+
+
+class RegressWorker(DatasetWorker):
+    """``flamefit regress``'s worker: :func:`flamefit.regressor.regress.start_session` once,
+    :func:`flamefit.regressor.regress.regress_batch` per batch."""
+
+    def _start(self, device):
+        from flamefit.regressor.regress import start_session
+
+        return start_session(self.options, device)
+
+    def _run(self, planned: list[PlannedPhoto], summary) -> None:
+        from flamefit.regressor.regress import regress_batch
+
+        regress_batch(planned, self.session, self.out_dir, summary, _Quiet())
+
+
 #: ``--init`` values that are not files: where every fit starts (see FitOptions.init).
 INIT_KEYWORDS = ("auto", "zero", "regressor")
 
 
-def per_photo_inputs(options: FitOptions) -> list[tuple[str, Path]]:
+def per_photo_inputs(options) -> list[tuple[str, Path]]:
     """``(option, folder)`` of the per-photo inputs given: ``--landmarks``, ``--mask`` and a
-    ``--init`` naming files (not one of :data:`INIT_KEYWORDS`)."""
-    given = [("landmarks", options.landmarks), ("mask", options.mask)]
-    if options.init is not None and str(options.init) not in INIT_KEYWORDS:
-        given.append(("init", options.init))
+    ``--init`` naming files (not one of :data:`INIT_KEYWORDS`), of the options that have them."""
+    given = [("landmarks", getattr(options, "landmarks", None)), ("mask", getattr(options, "mask", None))]
+    init = getattr(options, "init", None)
+    if init is not None and str(init) not in INIT_KEYWORDS:
+        given.append(("init", init))
     return [(option, Path(value)) for option, value in given if value is not None]
 
 

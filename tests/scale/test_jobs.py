@@ -142,3 +142,19 @@ def test_build_texture_space_from_a_zip_unpacks_once_and_uses_the_metadata(ffhq,
         assert unpacked.stat().st_mtime_ns == stamp
     finally:
         zipped.unlink()
+
+
+def test_regress_a_zip_with_the_metadata_landmarks(ffhq, tmp_path):
+    root, images = ffhq
+    zipped = write_zip(root / "regress.zip", images_in(images))
+    out = tmp_path / "out"
+    command = ["regress", str(zipped), "--out", str(out), "--landmarks-from-metadata", "--device", "cpu"]
+    try:
+        assert main(command) == 0
+        report = read_report(out / "01000" / "01500")
+        assert report["method"] == "image regressor" and report["landmarks_source"] == "user file"
+        assert report["input"] == str(zipped.absolute() / "01000" / "01500.png")
+        assert main(command) == 0
+        assert {row["status"] for row in summary_rows(out).values()} == {"skipped"}
+    finally:
+        zipped.unlink()

@@ -142,3 +142,14 @@ def test_select_on_ray_chooses_as_here(ray_cluster, ffhq, tmp_path):
     assert main(["select", str(images), "--out", str(tmp_path / "ray"), *criteria, *RAY]) == 0
     assert (tmp_path / "ray" / "selected.txt").read_text() == (tmp_path / "here" / "selected.txt").read_text()
     assert (tmp_path / "ray" / "selection.csv").read_text() == (tmp_path / "here" / "selection.csv").read_text()
+
+
+def test_regress_on_ray(ray_cluster, ffhq, tmp_path):
+    _, images = ffhq
+    out = tmp_path / "out"
+    assert main(["regress", str(images), "--out", str(out), "--landmarks-from-metadata", "--device", "cpu",
+                 "--batch-size", "8", *RAY]) == 1  # the corrupt photo
+    rows = summary_rows(out)
+    assert sum(row["status"] == "fitted" for row in rows.values()) == N_PHOTOS
+    assert rows["00000/00001"]["status"] == "failed"
+    assert read_report(out / "04000" / "04500")["method"] == "image regressor"
