@@ -33,29 +33,26 @@ def _wants_scale(args: argparse.Namespace) -> bool:
             or any(is_dataset_input(entry) for entry in args.inputs))
 
 
-def _fit_command(single_machine):
-    def cmd_fit(args: argparse.Namespace) -> int:
-        if not _wants_scale(args):
-            return single_machine(args)
-        from flamefit.fitting.commands import fit_options, run_fit_job
-        from flamefit.scale.jobs import fit_dataset
+def _resolve(path: str):
+    """``"module:name"`` -> the object (imported when the command runs, not when the parser is built)."""
+    import importlib
 
-        return run_fit_job(lambda: fit_dataset(args.inputs, args.out, fit_options(args), scale_options(args)))
-
-    return cmd_fit
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
-def _regress_command(single_machine):
-    def cmd_regress(args: argparse.Namespace) -> int:
+def _batch_command(single_machine, job: str, options_of: str):
+    """``fit`` / ``regress``: ``single_machine(args)`` unless the arguments ask for a dataset or
+    Ray; then ``job(inputs, out, options_of(args), scale options)``, printed as ``fit`` prints."""
+    def command(args: argparse.Namespace) -> int:
         if not _wants_scale(args):
             return single_machine(args)
         from flamefit.fitting.commands import run_fit_job
-        from flamefit.regressor.commands import regress_options
-        from flamefit.scale.jobs import regress_dataset
 
-        return run_fit_job(lambda: regress_dataset(args.inputs, args.out, regress_options(args), scale_options(args)))
+        run, options = _resolve(job), _resolve(options_of)(args)
+        return run_fit_job(lambda: run(args.inputs, args.out, options, scale_options(args)))
 
-    return cmd_regress
+    return command
 
 
 def _build_command(single_machine):
@@ -130,8 +127,13 @@ def _number(minimum: float, above: bool):
 def register(subparsers, shared) -> None:
     """Add ``select`` and the dataset options of ``fit``, ``regress`` and ``build-texture-space``
     (registered before by their packages) to ``flamefit``'s subparsers."""
-    for name, wrap in (("fit", _fit_command), ("regress", _regress_command),
-                       ("build-texture-space", _build_command)):
+    wrappers = {
+        "fit": lambda f: _batch_command(f, "flamefit.scale.jobs:fit_dataset", "flamefit.fitting.commands:fit_options"),
+        "regress": lambda f: _batch_command(f, "flamefit.scale.jobs:regress_dataset",
+                                            "flamefit.regressor.commands:regress_options"),
+        "build-texture-space": _build_command,
+    }
+    for name, wrap in wrappers.items():
         parser = subparsers.choices.get(name)
         if parser is None:
             continue
