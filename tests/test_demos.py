@@ -3,6 +3,7 @@ steps, on the session's demo head, and write the files they say they wrote."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def one_photo(tmp_path_factory, cache):
 def test_demos_are_short_and_explain_themselves():
     scripts = sorted(DEMOS.glob("*.py"))
     assert {p.stem for p in scripts} >= {"fit_one_photo", "fit_folder_on_gpu", "build_texture_space",
-                                          "refine_regressor_output", "export_glb"}
+                                          "refine_regressor_output", "export_glb", "regress_then_fit"}
     for script in scripts:
         text = script.read_text()
         assert text.startswith('"""'), f"{script.name} has no docstring"
@@ -117,3 +118,12 @@ def test_refine_regressor_output_starts_from_the_code_dict(tmp_path, cache):
     assert params["pose"][6] == pytest.approx(0.1, abs=1e-6)
     np.testing.assert_allclose(params["light"], codes["light"][0], atol=1e-6)
     assert "jaw opening +0.100" in stdout and (tmp_path / "out" / "astronaut" / "mesh.obj").is_file()
+
+
+def test_regress_then_fit_refines_the_regressors_start(tmp_path, cache):
+    stdout = run_demo("regress_then_fit", "--iters", "2,3", "--out", "out", cwd=tmp_path, cache=cache)
+    assert "after regress" in stdout and "after the fit" in stdout
+    regressed = json.loads((tmp_path / "out" / "regressed" / "astronaut" / "report.json").read_text())
+    fitted = json.loads((tmp_path / "out" / "fitted" / "astronaut" / "report.json").read_text())
+    assert regressed["method"] == "image regressor" and regressed["model"].startswith("ICT-FaceKit")
+    assert any("params.npz" in note for note in fitted["notes"])
