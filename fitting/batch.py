@@ -271,6 +271,10 @@ def check_options(options: FitOptions) -> None:
     check_schedule(options.resolution, options.rigid_steps, options.full_steps)
     if options.face_index < 0:
         raise UsageError(f"--face must be 0 (the largest face) or more, got {options.face_index}")
+    from flamefit.fitting.choices import OUTPUT_SETS
+
+    if options.outputs not in OUTPUT_SETS:
+        raise UsageError(f"--outputs must be one of {', '.join(OUTPUT_SETS)}, got {options.outputs!r}")
 
 
 def check_output_folder(out_dir: Path) -> None:
@@ -463,7 +467,8 @@ def run_batch(batch: list[PlannedPhoto], session: FitSession, out_dir: Path, sum
         }
         frames = None if not options.gif else [frame[index] for frame in hook.frames]
         try:
-            write_fit_outputs(out_dir / photo.id, item, index, scene, outcome, report, frames=frames)
+            write_fit_outputs(out_dir / photo.id, item, index, scene, outcome, report, frames=frames,
+                              files=options.outputs)
         except (OSError, ValueError, RuntimeError) as error:
             fail(photo, f"could not write results: {error}")
             continue

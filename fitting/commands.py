@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from flamefit.fitting.choices import OUTPUT_SETS
 from flamefit.fitting.options import REFERENCE_STEPS, REGRESSOR_STEPS, FitOptions
 
 
@@ -25,6 +26,7 @@ def fit_options(args: argparse.Namespace) -> FitOptions:
         flame_dir=args.flame_dir, open_model=args.open_model, landmarks=args.landmarks,
         mask=args.mask, init=args.init, shape_prior=args.shape_prior, detector=args.detector, face_index=args.face,
         texture_space=args.texture_space, texture_offset=args.texture_offset, gif=args.gif,
+        outputs=args.outputs,
         overwrite=args.overwrite, on_changed=args.changed_photos,
         backend=args.backend,
     )
@@ -186,6 +188,10 @@ def register(subparsers, shared) -> None:
     fit.add_argument("--texture-offset", action="store_true",
                      help="also fit a smooth per-texel albedo offset")
     fit.add_argument("--gif", action="store_true", help="also write progress.gif per photo")
+    fit.add_argument("--outputs", choices=OUTPUT_SETS, default=d.outputs,
+                     help="all: every result file (default); params: the numbers only (params.npz, "
+                          "camera.npz, landmarks.npz, report.json), for large datasets where meshes "
+                          "and pictures cost more than the fit's share of the host")
     fit.add_argument("--overwrite", action="store_true", help="refit photos already done")
     fit.add_argument("--changed-photos", choices=("refit", "refuse"), default=d.on_changed,
                      help="a photo done before whose file has changed since: refit it (default) "

@@ -47,6 +47,8 @@ class FitOptions:
         texture_space: an albedo space (``FLAME_texture.npz`` layout) instead of the model's.
         texture_offset: also fit a smooth per-texel albedo offset.
         gif: also write ``progress.gif`` per photo.
+        outputs: which result files: ``"all"`` or ``"params"`` (the numbers only; see
+            :data:`flamefit.fitting.choices.OUTPUT_SETS`).
         overwrite: refit photos whose results are done.
         on_changed: a photo whose recorded content hash differs from the file's now:
             ``"refit"`` it (and say so) or ``"refuse"`` (fail it with a message).
@@ -71,6 +73,7 @@ class FitOptions:
     texture_space: Path | None = None
     texture_offset: bool = False
     gif: bool = False
+    outputs: str = "all"
     overwrite: bool = False
     on_changed: str = "refit"
     backend: str = "auto"

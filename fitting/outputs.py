@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from flamefit.fitting.choices import OUTPUT_SETS  # what write_fit_outputs writes (all, params)
 from flamefit.fitting.prepare import PreparedImage
 from flamefit.fitting import results
 from flamefit.flame.landmark_sets import inter_ocular_distance
@@ -33,10 +34,6 @@ def opencv_camera(camera, index: int, item: PreparedImage) -> dict[str, np.ndarr
             "t": t[index].detach().cpu().double().numpy()}
 
 
-#: What :func:`write_fit_outputs` writes: ``"all"`` the files of :mod:`flamefit.fitting.results`;
-#: ``"params"`` only the numbers (``params.npz``, ``camera.npz``, ``landmarks.npz``,
-#: ``report.json``), for large batches where meshes and pictures would cost more than the work.
-OUTPUT_SETS = ("all", "params")
 
 
 def write_fit_outputs(

@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from flamefit.fitting.choices import OUTPUT_SETS
 from flamefit.regressor.options import RegressOptions, TrainingSettings
 
 def cmd_train_regressor(args: argparse.Namespace) -> int:
@@ -149,7 +150,7 @@ def register(subparsers, shared) -> None:
     shared.detector(regress, d.detector)
     regress.add_argument("--face", type=int, default=d.face_index, metavar="N",
                          help="which face when a photo shows several: 0 = the largest (default)")
-    regress.add_argument("--outputs", choices=("all", "params"), default=d.outputs,
+    regress.add_argument("--outputs", choices=OUTPUT_SETS, default=d.outputs,
                          help="all: the fit's result files (default); params: params.npz, "
                               "camera.npz, landmarks.npz and report.json only (large batches: "
                               "meshes and pictures cost more than the network)")

@@ -158,3 +158,13 @@ def test_regress_a_zip_with_the_metadata_landmarks(ffhq, tmp_path):
         assert {row["status"] for row in summary_rows(out).values()} == {"skipped"}
     finally:
         zipped.unlink()
+
+
+def test_outputs_params_writes_the_numbers_only(ffhq, tmp_path):
+    _, images = ffhq
+    out = tmp_path / "out"
+    assert main(["fit", str(images / "00000"), "--out", str(out), "--landmarks-from-metadata",
+                 "--outputs", "params", *QUICK]) == 0
+    written = {p.name for p in (out / "00500").iterdir()}
+    assert written == {"params.npz", "camera.npz", "landmarks.npz", "report.json"}
+    assert read_report(out / "00500")["outputs"] == ["camera.npz", "landmarks.npz", "params.npz", "report.json"]
