@@ -195,16 +195,15 @@ class RegressWorker(DatasetWorker):
         regress_batch(planned, self.session, self.out_dir, summary, _Quiet())
 
 
-#: ``--init`` values that are not files: where every fit starts (see FitOptions.init).
-INIT_KEYWORDS = ("auto", "zero", "regressor")
-
-
 def per_photo_inputs(options) -> list[tuple[str, Path]]:
     """``(option, folder)`` of the per-photo inputs given: ``--landmarks``, ``--mask`` and a
-    ``--init`` naming files (not one of :data:`INIT_KEYWORDS`), of the options that have them."""
+    ``--init`` naming files (not a keyword: :func:`flamefit.fitting.options.init_keyword`), of
+    the options that have them."""
+    from flamefit.fitting.options import init_keyword
+
     given = [("landmarks", getattr(options, "landmarks", None)), ("mask", getattr(options, "mask", None))]
     init = getattr(options, "init", None)
-    if init is not None and str(init) not in INIT_KEYWORDS:
+    if init is not None and init_keyword(init) is None:
         given.append(("init", init))
     return [(option, Path(value)) for option, value in given if value is not None]
 
