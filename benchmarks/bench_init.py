@@ -11,9 +11,9 @@ Parts (``--parts``):
 * ``regressor``: the shipped regressor's head rotation from the detected 68 points, and for
   comparison from the exact projected points (with and without detector-like noise): the
   median angle to the true rotation overall and for |yaw| >= 45 degrees;
-* ``fits``: every detected render fitted from zero (``--iters``, the reference schedule) and
-  from the regressor with each schedule of ``--regressor-schedules``, in batches of
-  ``--batch``: final landmark error (vs the detected points, % of the inter-ocular distance,
+* ``fits``: every detected render fitted from zero (``--iters``, the reference schedule, and
+  ``--zero-schedules``) and from the regressor with each schedule of ``--regressor-schedules``,
+  in batches of ``--batch`` (the JSON is rewritten after each run): final landmark error (vs the detected points, % of the inter-ocular distance,
   and vs the true points), face-vertex error (mm, similarity-aligned), failures (final error
   over 5 % IOD), the steps and seconds each needs to reach the zero start's final landmark error
   (the mean distance to the detected points is recorded every 5 steps);
@@ -41,6 +41,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -413,12 +414,22 @@ def summarise(runs: dict[str, list[dict]], yaw: np.ndarray | None, reference: st
 
 
 def bench_fits(scene, inputs: SimpleNamespace, iters: tuple[int, int], schedules: list[tuple[int, int]],
-               batch: int, device, zero_schedules: list[tuple[int, int]] = ()) -> dict:
+               batch: int, device, zero_schedules: list[tuple[int, int]] = (),
+               saved: Callable[[dict], None] | None = None) -> dict:
+    """The zero start with ``iters`` (the reference) and ``zero_schedules``, the regressor's
+    start with ``schedules``; ``saved`` gets the figures so far after each run (a run cut off
+    by a time limit keeps the runs before it)."""
     runs = {}
-    for start, plan in [("zero", [iters, *zero_schedules]), ("regressor", [iters, *schedules])]:
+    reference = f"zero_{iters[0]}_{iters[1]}"
+    for start, plan in [("zero", [iters, *zero_schedules]), ("regressor", schedules)]:
         for steps in plan:
             runs[f"{start}_{steps[0]}_{steps[1]}"] = run_fits(scene, inputs, start, steps, batch, device)
-    reference = f"zero_{iters[0]}_{iters[1]}"
+            if saved is not None:
+                saved(_fit_figures(runs, reference, inputs, batch))
+    return _fit_figures(runs, reference, inputs, batch)
+
+
+def _fit_figures(runs: dict[str, list[dict]], reference: str, inputs: SimpleNamespace, batch: int) -> dict:
     summary = summarise(runs, inputs.yaw, reference)
     compact = {name: [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()
                        if k not in ("steps", "trace_px", "trace_seconds")} for row in rows]
@@ -428,6 +439,13 @@ def bench_fits(scene, inputs: SimpleNamespace, iters: tuple[int, int], schedules
               for name, rows in runs.items()}
     return {"fits": len(inputs.crops), "reference": reference, "batch": batch, "summary": summary,
             "median_traces": traces, "rows": compact}
+
+
+def _writer(out: Path, result: dict, key: str) -> Callable[[dict], None]:
+    def save(figures: dict) -> None:
+        result[key] = figures
+        out.write_text(json.dumps(result, indent=1) + "\n")
+    return save
 
 
 def photo_inputs(folder: Path, detector: str) -> SimpleNamespace:
@@ -468,10 +486,9 @@ def main(argv: list[str] | None = None) -> Path | None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--batch", type=int, default=200, help="fits per batch (the photos part fits one at a time)")
-    parser.add_argument("--iters", default="200,800", help="the zero start's schedule (and the "
-                        "regressor start's first)")
+    parser.add_argument("--iters", default="200,800", help="the zero start's schedule, the reference")
     parser.add_argument("--regressor-schedules", default="50,800;50,300;50,200",
-                        help="more schedules for the regressor start, RIGID,FULL;...")
+                        help="the regressor start's schedules, RIGID,FULL;...")
     parser.add_argument("--zero-schedules", default="", help="more schedules for the zero start")
     parser.add_argument("--photos", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "photos")
     parser.add_argument("--threads", type=int, default=2)
@@ -495,6 +512,8 @@ def main(argv: list[str] | None = None) -> Path | None:
     started = time.time()
     scene = open_scene(device, args.backend)
     result = {"machine": machine(str(device)), "args": {k: str(v) for k, v in vars(args).items()}}
+    out = args.out or RESULTS / f"init_{datetime.date.today().isoformat()}{('_' + args.tag) if args.tag else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     if parts & {"regressor", "fits"}:
         inputs = synthetic_inputs(arrays, scene, device)
         if args.limit:
@@ -511,16 +530,15 @@ def main(argv: list[str] | None = None) -> Path | None:
             print(json.dumps(result["regressor"], indent=1))
         if "fits" in parts:
             result["fits"] = bench_fits(scene, inputs, _pairs(args.iters)[0], _pairs(args.regressor_schedules),
-                                        args.batch, device, _pairs(args.zero_schedules))
+                                        args.batch, device, _pairs(args.zero_schedules),
+                                        _writer(out, result, "fits"))
             print(json.dumps(result["fits"]["summary"], indent=1))
     if "photos" in parts:
         inputs = photo_inputs(args.photos, args.detector)
         result["photos"] = bench_fits(scene, inputs, _pairs(args.iters)[0], _pairs(args.regressor_schedules),
-                                      1, device, _pairs(args.zero_schedules))
+                                      1, device, _pairs(args.zero_schedules), _writer(out, result, "photos"))
         print(json.dumps(result["photos"]["summary"], indent=1))
     result["seconds"] = round(time.time() - started, 1)
-    out = args.out or RESULTS / f"init_{datetime.date.today().isoformat()}{('_' + args.tag) if args.tag else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print("saved", out)
     return out
