@@ -24,31 +24,23 @@ Containers
   id from a path or key column (``path``, ``file_name``, ``key``, ``__key__``, ``id`` or the
   struct's ``path``), else ``<file stem>/<row, 6 digits>``. Needs ``pyarrow``.
 
-FFHQ metadata
--------------
-``ffhq-dataset-v2.json`` (in the folder given, next to an archive, or up to two folders above)
-is read when present: each entry's ``image.face_landmarks`` (68 dlib points in the pixels of
-``image.pixel_size``) is matched to a photo by the last two parts of ``image.file_path``
-(``00000/00001.png``), so ``--landmarks-from-metadata`` can replace detection.
+FFHQ's ``ffhq-dataset-v2.json`` is attached when found (:mod:`flamefit.scale.ffhq`); the bytes
+are read by :mod:`flamefit.scale.reading`.
 """
 
 from __future__ import annotations
 
 import glob
-import hashlib
-import io
 import json
 import os
 import tarfile
 import zipfile
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from flamefit.fitting.plan import IMAGE_SUFFIXES, assign_ids, collect_photos
 from flamefit.utils import UsageError
 
-FFHQ_METADATA = "ffhq-dataset-v2.json"
 ZIP_SUFFIXES = (".zip",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 PARQUET_SUFFIXES = (".parquet",)
@@ -211,7 +203,9 @@ def open_dataset(inputs: list[str | Path], *, only: str | Path | None = None) ->
     for (_, _, photo), named in zip(entries, ids):
         photo.id = named.id
         dataset.photos.append(photo)
-    _attach_metadata(dataset, inputs)
+    from flamefit.scale.ffhq import attach_metadata
+
+    attach_metadata(dataset, inputs)
     if only is not None:
         dataset.photos = _keep_only(dataset.photos, Path(only))
     return dataset
@@ -274,7 +268,7 @@ def _list_tar(path: Path):
     return listed
 
 
-def _pyarrow_parquet():
+def pyarrow_parquet():
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -283,7 +277,7 @@ def _pyarrow_parquet():
     return pq
 
 
-def _parquet_columns(schema) -> tuple[str, str | None]:
+def _image_and_id_columns(schema) -> tuple[str, str | None]:
     """``(bytes column, id column or None)`` of a parquet schema (an arrow schema)."""
     import pyarrow as pa
 
@@ -305,11 +299,19 @@ def _parquet_columns(schema) -> tuple[str, str | None]:
                      f"{', '.join(IMAGE_COLUMNS)}; the file has {', '.join(schema.names)}")
 
 
+def parquet_column(parquet, group: int, column: str):
+    """One row group's values of ``column`` (``name`` or ``struct.field``: only that field is read)."""
+    values = parquet.read_row_group(group, columns=[column]).column(0)
+    if "." in column:
+        values = values.combine_chunks().field(column.split(".", 1)[1])
+    return values
+
+
 def _list_parquet(path: Path):
-    pq = _pyarrow_parquet()
+    pq = pyarrow_parquet()
     parquet = pq.ParquetFile(path)
     try:
-        column, id_column = _parquet_columns(parquet.schema_arrow)
+        column, id_column = _image_and_id_columns(parquet.schema_arrow)
     except UsageError as error:
         raise UsageError(f"{path}: {error}") from None
     listed = []
@@ -317,7 +319,7 @@ def _list_parquet(path: Path):
         n_rows = parquet.metadata.row_group(group).num_rows
         names: list | None = None
         if id_column is not None:
-            names = _parquet_column(parquet, group, id_column).to_pylist()
+            names = parquet_column(parquet, group, id_column).to_pylist()
         for row in range(n_rows):
             index = len(listed)
             name = names[row] if names is not None and names[row] else f"{path.stem}/{index:06d}"
@@ -340,168 +342,3 @@ def _keep_only(photos: list[DatasetPhoto], listing: Path) -> list[DatasetPhoto]:
         raise UsageError(f"--only {listing}: {len(missing)} of its {len(wanted)} ids are not in the inputs "
                          f"(first: {', '.join(missing[:3])}); give the inputs the list was made from")
     return [by_id[w] for w in dict.fromkeys(wanted)]
-
-
-# -- FFHQ metadata -----------------------------------------------------------------------------
-def find_metadata(inputs: list[str | Path]) -> list[Path]:
-    """The ``ffhq-dataset-v2.json`` files for ``inputs``: in a folder given, next to a file
-    given, or up to two folders above either."""
-    found: dict[str, Path] = {}
-    for entry in inputs:
-        path = Path(str(entry)).absolute()
-        start = path if path.is_dir() else path.parent
-        if glob.has_magic(str(entry)):
-            start = Path(glob.glob(str(entry))[0]).absolute().parent if glob.glob(str(entry)) else start
-        for folder in (start, start.parent, start.parent.parent):
-            candidate = folder / FFHQ_METADATA
-            if candidate.is_file():
-                found[str(candidate)] = candidate
-                break
-    return list(found.values())
-
-
-def _match_key(name: str) -> str:
-    parts = PurePosixPath(name).parts
-    return "/".join(parts[-2:]).lower()
-
-
-def read_ffhq_landmarks(path: Path) -> dict[str, tuple[list, list]]:
-    """``ffhq-dataset-v2.json`` -> ``{last two path parts: (landmarks 68x2, pixel size [W, H])}``.
-
-    Raises:
-        UsageError: the file is not FFHQ's metadata.
-    """
-    try:
-        entries = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{path}: cannot read FFHQ's metadata ({error})") from None
-    if isinstance(entries, dict):
-        entries = list(entries.values())
-    found = {}
-    for entry in entries if isinstance(entries, list) else []:
-        image = entry.get("image") if isinstance(entry, dict) else None
-        if not isinstance(image, dict) or "file_path" not in image or "face_landmarks" not in image:
-            continue
-        found[_match_key(image["file_path"])] = (image["face_landmarks"], image.get("pixel_size", [1024, 1024]))
-    return found
-
-
-def _attach_metadata(dataset: Dataset, inputs: list[str | Path]) -> None:
-    for path in find_metadata(inputs):
-        dataset.metadata.append(str(path))
-        table = read_ffhq_landmarks(path)
-        for photo in dataset.photos:
-            hit = table.get(_match_key(photo.source))
-            if hit is not None and photo.landmarks is None:
-                photo.landmarks, photo.landmarks_size = hit[0], list(hit[1])
-    dataset.n_with_landmarks = sum(photo.landmarks is not None for photo in dataset.photos)
-
-
-def metadata_landmarks(photo: DatasetPhoto, image_size_wh: tuple[int, int]):
-    """The photo's metadata landmarks ``(68, 2)`` float64 in the pixels of an image of
-    ``image_size_wh`` ``(W, H)`` (FFHQ's are for ``pixel_size``; thumbnails scale), or None."""
-    import numpy as np
-
-    if photo.landmarks is None:
-        return None
-    points = np.asarray(photo.landmarks, dtype=np.float64)
-    width, height = photo.landmarks_size or image_size_wh
-    scale = np.array([image_size_wh[0] / width, image_size_wh[1] / height])
-    # pixel-index coordinates: centres at i, so a resize maps p to (p + 0.5) * s - 0.5
-    return (points + 0.5) * scale - 0.5
-
-
-# -- reading -----------------------------------------------------------------------------------
-@lru_cache(maxsize=16)
-def _zip(path: str) -> zipfile.ZipFile:
-    return zipfile.ZipFile(path)
-
-
-@lru_cache(maxsize=16)
-def _parquet(path: str):
-    return _pyarrow_parquet().ParquetFile(path)
-
-
-def read_photo(photo: DatasetPhoto, cache: dict | None = None) -> bytes:
-    """The photo's bytes (archives stay open per process: a worker reads many members).
-
-    ``cache``: parquet row groups already read (``read_photos`` shares one per batch).
-
-    Raises:
-        OSError: the file or member cannot be read (the message names it).
-    """
-    try:
-        if photo.kind == KIND_FILE:
-            return Path(photo.source).read_bytes()
-        if photo.kind == KIND_ZIP:
-            return _zip(photo.container).read(photo.member)
-        if photo.kind == KIND_TAR:
-            if photo.offset < 0:  # compressed: no offsets, read through the shard
-                with tarfile.open(photo.container, "r:*") as archive:
-                    return archive.extractfile(photo.member).read()
-            with open(photo.container, "rb") as stream:
-                stream.seek(photo.offset)
-                data = stream.read(photo.size)
-            if len(data) != photo.size:
-                raise OSError(f"the shard ends inside this member ({len(data)} of {photo.size} bytes)")
-            return data
-        if photo.kind == KIND_PARQUET:
-            return _parquet_bytes(photo, {} if cache is None else cache)
-    except (OSError, KeyError, IndexError, ValueError, zipfile.BadZipFile, tarfile.TarError) as error:
-        raise OSError(f"{photo.source}: cannot read it ({error})") from None
-    raise OSError(f"{photo.source}: unknown kind {photo.kind!r}")
-
-
-def _parquet_column(parquet, group: int, column: str):
-    """One row group's values of ``column`` (``name`` or ``struct.field``: only that field is read)."""
-    values = parquet.read_row_group(group, columns=[column]).column(0)
-    if "." in column:
-        values = values.combine_chunks().field(column.split(".", 1)[1])
-    return values
-
-
-def _parquet_bytes(photo: DatasetPhoto, cache: dict) -> bytes:
-    key = (photo.container, photo.row_group, photo.column)
-    if key not in cache:
-        cache[key] = _parquet_column(_parquet(photo.container), photo.row_group, photo.column)
-    value = cache[key][photo.row].as_py()
-    if not value:
-        raise OSError("the row holds no image bytes")
-    return bytes(value)
-
-
-def read_photos(photos: list[DatasetPhoto]) -> list[bytes | OSError]:
-    """Each photo's bytes, or the ``OSError`` saying why not (the others are still read);
-    parquet rows of one row group are read with one read."""
-    cache: dict = {}
-    out: list[bytes | OSError] = []
-    for photo in photos:
-        try:
-            out.append(read_photo(photo, cache))
-        except OSError as error:
-            out.append(error)
-    return out
-
-
-def sha256_bytes(data: bytes) -> str:
-    """Hex SHA-256 of a photo's bytes: the same as :func:`flamefit.fitting.results.file_sha256`
-    of the photo unpacked, so a result fitted from a folder is resumed from a zip."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    """``(W, H)`` of an image's bytes as a viewer shows it (EXIF orientation applied), read
-    from its header.
-
-    Raises:
-        OSError: not an image Pillow can read.
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            orientation = image.getexif().get(0x0112, 1)
-    except Exception as error:
-        raise OSError(f"not an image ({error})") from None
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)

@@ -121,7 +121,8 @@ def _quiet_ray_data() -> None:
 
 def _read_batch(batch: dict) -> dict:
     """Ray Data stage: the bytes of a batch of photo records (``data``, or ``error``)."""
-    from flamefit.scale.datasets import DatasetPhoto, read_photos
+    from flamefit.scale.datasets import DatasetPhoto
+    from flamefit.scale.reading import read_photos
 
     photos = [DatasetPhoto.from_json(str(text)) for text in batch["photo"]]
     data = read_photos(photos)

@@ -37,7 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from flamefit.scale.datasets import DatasetPhoto, metadata_landmarks, read_photo
+from flamefit.scale.datasets import DatasetPhoto
+from flamefit.scale.ffhq import metadata_landmarks
+from flamefit.scale.reading import read_photo
 from flamefit.scale.options import SelectOptions
 from flamefit.utils import UsageError, write_json, write_text
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flamefit.scale.datasets import KIND_FILE, DatasetPhoto, image_size, metadata_landmarks, read_photo
+from flamefit.scale.datasets import KIND_FILE, DatasetPhoto
+from flamefit.scale.ffhq import metadata_landmarks
+from flamefit.scale.reading import image_size, read_photo
 from flamefit.scale.options import ScaleOptions
 from flamefit.texture_space.options import BuildOptions
 from flamefit.utils import UsageError, atomic_write, folder_lock

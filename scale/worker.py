@@ -30,7 +30,9 @@ import numpy as np
 
 from flamefit.fitting.plan import FIT, REFUSE, SKIP, Photo, PlannedPhoto, resume_decision, side_file
 from flamefit.fitting.results import write_failure_report
-from flamefit.scale.datasets import DatasetPhoto, image_size, metadata_landmarks, read_photos, sha256_bytes
+from flamefit.scale.datasets import DatasetPhoto
+from flamefit.scale.ffhq import metadata_landmarks
+from flamefit.scale.reading import image_size, read_photos, sha256_bytes
 
 #: The job's own files under ``OUT/`` (hidden: ``find_results`` and the ids skip it).
 STATE_DIR = ".flamefit-scale"

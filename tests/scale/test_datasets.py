@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flamefit.scale.datasets import (
-    DatasetPhoto, is_dataset_input, metadata_landmarks, open_dataset, read_photos, sha256_bytes,
-)
+from flamefit.scale.datasets import DatasetPhoto, is_dataset_input, open_dataset
+from flamefit.scale.ffhq import metadata_landmarks
+from flamefit.scale.reading import read_photos, sha256_bytes
 from flamefit.utils import UsageError
 from tests.scale.conftest import (
     images_in, write_ffhq, write_parquet, write_tar_shards, write_zip, render_faces,
