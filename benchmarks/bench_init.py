@@ -434,11 +434,18 @@ def _fit_figures(runs: dict[str, list[dict]], reference: str, inputs: SimpleName
     compact = {name: [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()
                        if k not in ("steps", "trace_px", "trace_seconds")} for row in rows]
                for name, rows in runs.items()}
-    traces = {name: {"steps": rows[0]["steps"],
-                     "median_px": np.median(np.array([r["trace_px"] for r in rows]), axis=0).round(3).tolist()}
-              for name, rows in runs.items()}
+    traces = {name: _median_trace(rows) for name, rows in runs.items()}
     return {"fits": len(inputs.crops), "reference": reference, "batch": batch, "summary": summary,
             "median_traces": traces, "rows": compact}
+
+
+def _median_trace(rows: list[dict]) -> dict:
+    """The median landmark error per recorded step; a fit that stopped early (converged) keeps
+    its last value."""
+    longest = max(rows, key=lambda row: len(row["steps"]))["steps"]
+    padded = np.array([row["trace_px"] + [row["trace_px"][-1]] * (len(longest) - len(row["trace_px"]))
+                       if row["trace_px"] else [np.nan] * len(longest) for row in rows])
+    return {"steps": longest, "median_px": np.median(padded, axis=0).round(3).tolist()}
 
 
 def _writer(out: Path, result: dict, key: str) -> Callable[[dict], None]:
