@@ -13,14 +13,33 @@ INIT_KEYWORDS = (AUTO_INIT, ZERO_INIT, REGRESSOR_INIT)
 #: Steps (rigid, full) from a zero start or another tool's output: the reference
 #: implementation's schedule.
 REFERENCE_STEPS = (200, 800)
-#: Steps (rigid, full) from the landmark regressor's start; chosen in
-#: ``benchmarks/bench_init.py`` (see :class:`FitOptions`).
+#: Steps (rigid, full) from the landmark regressor's start; chosen with
+#: ``benchmarks/bench_init.py`` (why: :class:`FitOptions`).
 REGRESSOR_STEPS = (50, 300)
 
 
 @dataclass
 class FitOptions:
     """Options of :func:`flamefit.fitting.batch.fit_images` (the CLI's flags).
+
+    The default schedule follows the start (:func:`default_steps`). From zero it is the
+    reference implementation's 200 rigid + 800 full steps, so ``--init zero`` fits as flamefit
+    always did. From the landmark regressor it is 50 + 300, chosen with
+    ``benchmarks/bench_init.py`` (figures in ``benchmarks/README.md``, "Initialisation"): on 195
+    detected renders of the open model (a third at yaw 45-90) the regressor's start (3.6 degrees
+    median rotation error) needs no long rigid stage, and with 50 + 800 it ends where the zero
+    start's 200 + 800 ends (2.95 vs 2.94 % of the inter-ocular distance from the detected points,
+    2.76 vs 2.78 mm face error) but reaches that only near step 850 of 1000: the last tenths of
+    a pixel come from the full stage fitting shape and expression to the detections, whatever the
+    start. Those tenths fit the detector's errors: 50 + 300 ends 0.3 % IOD further from the
+    detected points but nearer the true ones (3.13 vs 3.21 % of the face box) with a smaller face
+    error (2.55 vs 2.78 mm), in 35 % of the steps, and on the shared photos 0.1 % IOD further
+    (2.11 vs 1.88 % median) at about 15 s per photo on two CPU cores instead of 45. The short
+    schedule does about as well from zero (photos: 0.01 % IOD apart; 24 renders: 4.01 vs 3.84 %
+    from the detections, the same distance to the true points, 2.44 vs 2.40 mm): the saving is
+    the schedule's. The regressor's start stays the default because it is no worse on the
+    photos, a little nearer the detections on synthetic turned heads, and puts a fit near its
+    answer from the first step (``--iters 0,N``, the web page's live view).
 
     Attributes:
         device: torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``) or ``"auto"`` (CUDA when
