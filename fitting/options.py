@@ -34,8 +34,9 @@ class FitOptions:
     start. Those tenths fit the detector's errors: 50 + 300 ends 0.3 % IOD further from the
     detected points but nearer the true ones (3.13 vs 3.21 % of the face box) with a smaller face
     error (2.55 vs 2.78 mm), in 35 % of the steps, and on the shared photos 0.1 % IOD further
-    (2.11 vs 1.88 % median) at about 15 s per photo on two CPU cores instead of 45. The short
-    schedule does about as well from zero (photos: 0.01 % IOD apart; 24 renders: 4.01 vs 3.84 %
+    (2.11 vs 1.88 % median) in a third of the time (``flamefit fit``: 17.4 s median per photo
+    on two CPU cores that other jobs were using; 200 + 800 takes about three times as long).
+    The short schedule does about as well from zero (photos: 0.01 % IOD apart; 24 renders: 4.01 vs 3.84 %
     from the detections, the same distance to the true points, 2.44 vs 2.40 mm): the saving is
     the schedule's. The regressor's start stays the default because it is no worse on the
     photos, a little nearer the detections on synthetic turned heads, and puts a fit near its
