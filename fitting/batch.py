@@ -398,6 +398,18 @@ def fit_start(scene, init) -> tuple[str, str]:
     return keyword, keyword
 
 
+def record_failure(summary: FitSummary, out_dir: Path, photo: PlannedPhoto, reason: str,
+                   seconds: float) -> None:
+    """A photo failed: record it in ``summary`` and in its ``report.json`` (an archive member is
+    named as such, not as its local copy); a report that cannot be written is logged."""
+    reason = photo.named(reason)
+    summary.record(photo.id, photo.input, "failed", reason, seconds)
+    try:
+        write_failure_report(out_dir / photo.id, photo.id, photo.input, photo.sha256, reason, seconds)
+    except OSError as error:
+        log.warning("could not write the failure report of %s: %s", photo.input, error)
+
+
 def run_batch(batch: list[PlannedPhoto], session: FitSession, out_dir: Path, summary: FitSummary,
               bar) -> None:
     """Prepare, fit and write one batch; every failure is recorded for its photo alone.
@@ -410,13 +422,7 @@ def run_batch(batch: list[PlannedPhoto], session: FitSession, out_dir: Path, sum
     by_id = {photo.id: photo for photo in batch}
 
     def fail(photo: PlannedPhoto, reason: str) -> None:
-        reason = photo.named(reason)  # an archive member, not its local copy
-        summary.record(photo.id, photo.input, "failed", reason, time.time() - started)
-        try:
-            write_failure_report(out_dir / photo.id, photo.id, photo.input, photo.sha256, reason,
-                                 time.time() - started)
-        except OSError as error:
-            log.warning("could not write the failure report of %s: %s", photo.input, error)
+        record_failure(summary, out_dir, photo, reason, time.time() - started)
         bar.set_postfix_str(f"{len(summary.failed)} failed")
 
     items: list[PreparedImage] = []

@@ -188,20 +188,15 @@ def regress_batch(batch, session: RegressSession, out_dir: Path, summary, bar) -
     from flamefit.fitting.errors import InputError
     from flamefit.fitting.outputs import write_fit_outputs
     from flamefit.fitting.prepare import prepare_image
-    from flamefit.fitting.results import base_report, write_failure_report
+    from flamefit.fitting.batch import record_failure
+    from flamefit.fitting.results import base_report
 
     network, scene, options, context = session.network, session.scene, session.options, session.context
     started = time.time()
     resolution = network.spec.resolution
 
     def fail(photo, reason: str) -> None:
-        reason = photo.named(reason)  # an archive member, not its local copy
-        summary.record(photo.id, photo.input, "failed", reason, time.time() - started)
-        try:
-            write_failure_report(out_dir / photo.id, photo.id, photo.input, photo.sha256, reason,
-                                 time.time() - started)
-        except OSError as error:
-            log.warning("could not write the failure report of %s: %s", photo.input, error)
+        record_failure(summary, out_dir, photo, reason, time.time() - started)
 
     items, planned = [], []
     for photo in batch:
