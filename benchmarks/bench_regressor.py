@@ -56,7 +56,11 @@ def train(args) -> None:
     device = torch.device(args.device)
     files, scene = open_scene(device)
     sha = model_sha256(files.model)
-    work = Path(args.work)
+    import tempfile
+
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="flamefit_regressor_"))
+    if (work / "probe").exists() or (work / "run").exists():
+        raise SystemExit(f"--work {work} holds an earlier run; give an empty folder")
     probe = TrainingSettings(steps=12, batch_size=args.batch_size, width=args.width, validation_size=8,
                              validation_every=1000, checkpoint_every=1000, device=args.device)
     started = time.time()
@@ -71,7 +75,7 @@ def train(args) -> None:
     per_step = (marks[-1] - marks[4]) / (len(marks) - 5)
     spent = (time.time() - started) / 60
     budget = args.budget_minutes - spent
-    # validations (every 250 steps) and checkpoints cost a little: keep 8 % for them
+    # validations (about 12 in the run) and checkpoints cost a little: keep 8 % for them
     steps = max(50, int(budget * 60 * 0.92 / per_step))
     print(f"probe: {per_step * 1000:.0f} ms/step at batch {args.batch_size}; {budget:.2f} min left -> "
           f"{steps} steps ({steps * args.batch_size} samples)", flush=True)
@@ -258,7 +262,8 @@ def main() -> None:
     t.add_argument("--learning-rate", type=float, default=1e-3)
     t.add_argument("--validation-size", type=int, default=256)
     t.add_argument("--out", required=True)
-    t.add_argument("--work", default="/tmp/flamefit_regressor_work")
+    t.add_argument("--work", default=None, help="where the probe and the run keep their checkpoints "
+                                                "(default: a new temporary folder)")
     e = sub.add_parser("evaluate")
     e.add_argument("--model", required=True)
     e.add_argument("--device", default="cuda")

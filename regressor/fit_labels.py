@@ -5,7 +5,12 @@ Training the image regressor on them distils the optimiser into the network. A r
 ``resolution``) and, in ``report.json``, the photo's path and the crop-to-photo affine
 (``crop_to_original``); the crop is cut again from the photo with that affine, so it is exactly
 the crop the parameters refer to. Results that are not done, use another camera model, or whose
-photo is gone are skipped with a reason.
+photo is gone are skipped with a reason, and so are results of another head model and
+``flamefit regress`` outputs (a regressor is not distilled from its own predictions).
+
+Known simplification: the network predicts the neck at rest, while a fit may have turned it a
+little; the label keeps the fit's global rotation for the rotation term (the landmark and
+vertex terms see the whole pose).
 """
 
 from __future__ import annotations
@@ -92,6 +97,11 @@ def load_fit_labels(folder: str | Path, spec, log=print) -> FitLabels:
             report = json.loads(report_path.read_text())
             if report.get("status") != STATUS_DONE:
                 raise ValueError("the fit did not finish")
+            if report.get("method") == "image regressor":
+                raise ValueError("a regressor's prediction (flamefit regress), not a fit")
+            if spec.model_description and report.get("model") != spec.model_description:
+                raise ValueError(f"fitted with {report.get('model')}, the regressor is for "
+                                 f"{spec.model_description}")
             with np.load(result / PARAMS_FILE) as params:
                 values = {k: params[k] for k in params.files}
             if str(values.get("camera_type", "orthographic")) != "orthographic":

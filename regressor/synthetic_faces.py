@@ -44,7 +44,7 @@ class SyntheticFaces:
         truth: the parameters that made them (orthographic camera of the crop).
         landmarks_px: ``(B, 68, 2)`` the model's 68 landmarks, crop screen pixels.
         occluded: ``(B,)`` bool, an occluder was drawn.
-        yaw_deg: ``(B,)`` the head's yaw (degrees, + turns the face to the image's left).
+        yaw_deg: ``(B,)`` the head's yaw (degrees, + turns the face toward the image's right).
     """
 
     images: torch.Tensor
@@ -160,7 +160,8 @@ class SyntheticFaceSampler:
 
     def frame(self, params: FitParameters, generator: torch.Generator) -> torch.Tensor:
         """The crop camera ``(B, 3)`` ``[s, tx, ty]`` of the fit's crop rule around the model's
-        68 landmarks at these parameters, jittered (scale ±5 %, shift ±3 % of the crop)."""
+        68 landmarks at these parameters, jittered as a detector's box moves (normal, standard
+        deviations 5 % in scale and 1.5 % of the crop side in shift)."""
         batch = params.pose.shape[0]
         with torch.no_grad():
             points = self.scene.landmarks_model(params.to(self.device))[..., :2].cpu()

@@ -15,6 +15,7 @@ A run writes to its folder: ``checkpoint.pt`` (weights, optimiser, step, curves:
 same command resumes from it, exactly, since every batch is drawn from its own seed),
 ``regressor.pt`` (what ``flamefit regress`` loads, refreshed at each checkpoint),
 ``training.json`` (settings, curves, validation figures) and ``training.png`` (the curves).
+Ctrl-C stops at the end of the step under way (the checkpoint never holds half a step).
 Validation uses a fixed synthetic set and, with fits, the held-out tenth of the photos.
 """
 
@@ -157,6 +158,31 @@ class TrainingStopped(KeyboardInterrupt):
     """Raised by a ``progress`` hook (or Ctrl-C) to stop a run; the checkpoint is written first."""
 
 
+class _DeferredInterrupt:
+    """Ctrl-C during a step only sets :attr:`requested`; the loop stops at the step's end, so a
+    checkpoint never holds half a step (batch-norm statistics updated by a forward pass whose
+    update was not applied, an optimiser stopped between its tensors). Outside the main thread
+    (where Python delivers no signal) it does nothing."""
+
+    def __enter__(self) -> "_DeferredInterrupt":
+        import signal
+        import threading
+
+        self.requested, self._previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def _request(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def train_regressor(scene, out_dir: str | Path, settings: TrainingSettings, model_sha256: str = "",
                     show_progress: bool = True, progress: Callable[[int, float], None] | None = None
                     ) -> tuple[ImageRegressor, TrainingLog]:
@@ -231,7 +257,11 @@ def train_regressor(scene, out_dir: str | Path, settings: TrainingSettings, mode
         training_log.seconds = round(training_log.seconds + time.time() - resumed_at, 1)
         _save(out, network, optimiser, spec, settings, step, training_log)
 
+    if start >= settings.steps:  # finished before: nothing to do, nothing rewritten
+        log.info("%s: training finished before (%d steps)", out, start)
+        return network.eval(), training_log
     started = resumed_at = time.time()
+    interrupt = _DeferredInterrupt().__enter__()
     bar = tqdm(total=settings.steps, initial=start, desc="training", unit="step", disable=not show_progress)
     completed = start  # steps whose update is applied
     samples_this_run = 0
@@ -268,6 +298,8 @@ def train_regressor(scene, out_dir: str | Path, settings: TrainingSettings, mode
             bar.update(1)
             if progress is not None:
                 progress(done, float(loss.detach()))
+            if interrupt.requested:
+                raise KeyboardInterrupt
             if done % settings.checkpoint_every == 0 and done != settings.steps:
                 save(done)
                 resumed_at = time.time()
@@ -280,6 +312,8 @@ def train_regressor(scene, out_dir: str | Path, settings: TrainingSettings, mode
         training_log.samples_per_second = round(samples_this_run / max(time.time() - started, 1e-9), 1)
         save(completed)
         raise
+    finally:
+        interrupt.__exit__()
     bar.close()
     training_log.samples_per_second = round(samples_this_run / max(time.time() - started, 1e-9), 1)
     save(completed)

@@ -74,10 +74,11 @@ def test_resuming_with_other_settings_is_refused(scene, tmp_path, one_thread):
 
 
 def test_fit_results_become_crops_and_labels(scene, tmp_path, one_thread):
-    """A result folder (here written by `regress`, whose files are the fit's) gives back the very
-    crop its parameters refer to, and trains."""
+    """A fit's result folder gives back the very crop its parameters refer to (here re-cut at
+    twice the fit's resolution), and trains; regress outputs and other models are left out."""
     import numpy as np
 
+    from flamefit.fitting.batch import FitOptions, fit_images
     from flamefit.fitting.prepare import prepare_image
     from flamefit.regressor.fit_labels import load_fit_labels
     from flamefit.regressor.network import ImageRegressor, RegressorSpec
@@ -87,22 +88,58 @@ def test_fit_results_become_crops_and_labels(scene, tmp_path, one_thread):
     from tests.regressor.photos import astronaut_with_landmarks
 
     photo, landmarks = astronaut_with_landmarks(tmp_path)
+    summary = fit_images([photo], tmp_path / "fits", FitOptions(
+        landmarks=landmarks, rigid_steps=2, full_steps=2, resolution=64, device="cpu", open_model=True),
+        show_progress=False)
+    assert summary.fitted == ["astronaut"]
     spec = RegressorSpec(n_shape=scene.flame.n_shape, n_expression=scene.flame.n_expression,
                          n_texture=scene.albedo.n_components, expression_bounds=scene.flame.expression_bounds,
-                         resolution=64, width=8)
-    save_regressor(tmp_path / "model" / "regressor.pt", ImageRegressor(spec).eval(), 0, TrainingSettings())
-    summary = regress_images([photo], tmp_path / "fits", RegressOptions(model=tmp_path / "model", device="cpu",
-                                                                          landmarks=landmarks),
-                             show_progress=False)
-    assert summary.fitted == ["astronaut"]
+                         resolution=128, width=8, model_description=scene.description)
     labels = load_fit_labels(tmp_path / "fits", spec)
-    assert labels.ids == ["astronaut"] and labels.images.shape == (1, 3, 64, 64)
-    crop = prepare_image(photo, "astronaut", resolution=64, landmarks_path=landmarks).crop
-    assert np.abs(labels.images[0].permute(1, 2, 0).numpy() / 255.0 - crop).mean() < 0.01
+    assert labels.ids == ["astronaut"] and labels.images.shape == (1, 3, 128, 128)
+    crop = prepare_image(photo, "astronaut", resolution=128, landmarks_path=landmarks).crop
+    assert np.abs(labels.images[0].permute(1, 2, 0).numpy() / 255.0 - crop).mean() < 0.004
     saved = np.load(tmp_path / "fits" / "astronaut" / "params.npz")
     assert np.allclose(labels.params.pose[0].numpy(), saved["pose"])
     settings = TrainingSettings(steps=2, synthetic=False, from_fits=str(tmp_path / "fits"), **TINY)
-    _, log = train_regressor(scene, tmp_path / "distilled", settings, show_progress=False)
+    train_regressor(scene, tmp_path / "distilled", settings, show_progress=False)
     assert (tmp_path / "distilled" / "regressor.pt").is_file()
-    with pytest.raises(ValueError, match="no usable fit results"):
-        load_fit_labels(tmp_path / "model", spec)
+
+    save_regressor(tmp_path / "model" / "regressor.pt", ImageRegressor(spec).eval(), 0, TrainingSettings())
+    regress_images([photo], tmp_path / "regressed", RegressOptions(model=tmp_path / "model", device="cpu",
+                                                                    landmarks=landmarks), show_progress=False)
+    with pytest.raises(ValueError, match="a regressor's prediction"):
+        load_fit_labels(tmp_path / "regressed", spec)
+    other = RegressorSpec(**{**spec.to_dict(), "model_description": "FLAME 2020"})
+    with pytest.raises(ValueError, match="the regressor is for FLAME 2020"):
+        load_fit_labels(tmp_path / "fits", other)
+
+
+def test_ctrl_c_in_the_middle_of_a_step_stops_after_it_and_resumes_exactly(scene, tmp_path, one_thread):
+    import os
+    import signal
+
+    from flamefit.regressor.network import ImageRegressor
+    from flamefit.regressor.training import train_regressor
+
+    settings = TrainingSettings(steps=6, validation_every=6, checkpoint_every=6, **TINY)
+    unbroken, _ = train_regressor(scene, tmp_path / "unbroken", settings, show_progress=False)
+    calls = {"n": 0}
+    forward = ImageRegressor.forward
+
+    def interrupted_forward(self, images):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the forward pass of step 4: batch norm has seen the batch
+            os.kill(os.getpid(), signal.SIGINT)
+        return forward(self, images)
+
+    ImageRegressor.forward = interrupted_forward
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_regressor(scene, tmp_path / "broken", settings, show_progress=False)
+    finally:
+        ImageRegressor.forward = forward
+    assert json.loads((tmp_path / "broken" / "training.json").read_text())["step"] == 4
+    resumed, _ = train_regressor(scene, tmp_path / "broken", settings, show_progress=False)
+    for (name, a), b in zip(unbroken.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5), name
