@@ -24,6 +24,7 @@ import shutil
 import socket
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ class _Quiet:
         pass
 
 
-class DatasetWorker:
+class DatasetWorker(ABC):
     """Runs batches of dataset photos into ``out_dir`` (see the module docstring); subclasses
     say how a session starts (:meth:`_start`) and how a planned batch runs (:meth:`_run`).
 
@@ -74,13 +75,13 @@ class DatasetWorker:
         self.name = f"{socket.gethostname()}-{os.getpid()}"
         self.journal = self.out_dir / STATE_DIR / "journal" / f"{self.name}.jsonl"
 
+    @abstractmethod
     def _start(self, device):
         """The session every batch of this process shares (the model on ``device``)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _run(self, planned: list[PlannedPhoto], summary) -> None:
         """Prepare, process and write ``planned``, recording each photo in ``summary``."""
-        raise NotImplementedError
 
     def _session(self):
         if self.session is None:
