@@ -161,17 +161,19 @@ class HeadScene(nn.Module):
         """Use a :class:`flamefit.fitting.dense_embedding.DenseEmbedding` (MediaPipe's points on
         this model) for :attr:`SceneRender.dense_px` and :meth:`dense_px`; None removes it.
 
-        Buffers: ``dense_faces (K,)``, ``dense_bary (K, 3)``, ``dense_ids (K,)`` (into the 478),
+        Buffers: ``dense_faces (K,)``, ``dense_bary (K, 3)``, ``dense_offset (K,)`` (metres along
+        the triangle's normal), ``dense_ids (K,)`` (into the 478),
         ``dense_regions (K,)`` (into :data:`flamefit.fitting.dense_embedding.REGIONS`),
         ``dense_spread (K,)`` (px of a 224² render)."""
         self.dense_embedding = embedding
         device = self.vt.device
         if embedding is None:
-            for name in ("dense_faces", "dense_bary", "dense_ids", "dense_regions", "dense_spread"):
+            for name in ("dense_faces", "dense_bary", "dense_offset", "dense_ids", "dense_regions", "dense_spread"):
                 self._buffers.pop(name, None)
             return
         self.register_buffer("dense_faces", torch.as_tensor(embedding.faces, dtype=torch.long, device=device))
         self.register_buffer("dense_bary", torch.as_tensor(embedding.bary, dtype=torch.float32, device=device))
+        self.register_buffer("dense_offset", torch.as_tensor(embedding.offset, dtype=torch.float32, device=device))
         self.register_buffer("dense_ids", torch.as_tensor(embedding.point_ids, dtype=torch.long, device=device))
         self.register_buffer("dense_regions", torch.as_tensor(embedding.regions, dtype=torch.long, device=device))
         spread = embedding.spread_px[embedding.point_ids]
@@ -179,9 +181,9 @@ class HeadScene(nn.Module):
 
     def dense_points(self, vertices: torch.Tensor) -> torch.Tensor:
         """``(B, K, 3)`` the embedded dense points on posed ``vertices (B, V, 3)``, model space."""
-        from flamefit.flame.flame_layer import points_on_mesh
+        from flamefit.fitting.dense_embedding import embedded_points
 
-        return points_on_mesh(vertices, self.flame.faces, self.dense_faces, self.dense_bary)
+        return embedded_points(vertices, self.flame.faces, self.dense_faces, self.dense_bary, self.dense_offset)
 
     def dense_px(self, params: FitParameters, resolution: int) -> torch.Tensor:
         """``(B, K, 2)`` the embedded dense points in crop pixels."""
