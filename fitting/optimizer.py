@@ -85,6 +85,7 @@ class FitConfig:
     offset_magnitude: float = 0.1
     convergence_window: int = 50
     convergence_tol: float = 1e-4
+    final_lr_fraction: float = 1.0
 
 
 @dataclass
@@ -131,6 +132,14 @@ class FitStep:
     steps: int
     params: FitParameters
     texture_offset: torch.Tensor | None
+
+
+def cosine_fraction(step: int, steps: int, final: float) -> float:
+    """The learning rate of step ``step`` (0-based) of ``steps`` as a fraction of the stage's:
+    1 at the first step, ``final`` at the last, a half cosine in between."""
+    if steps <= 1:
+        return 1.0
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * step / (steps - 1)))
 
 
 def normalised(points_px: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -231,9 +240,13 @@ def _run_stage(
     bounds = bounds or {}
     grad_masks = grad_masks or {}
     optimiser = torch.optim.Adam(groups)
+    base_lr = [group["lr"] for group in optimiser.param_groups]
     tracker = _Tracker(params, offset, config.convergence_window, config.convergence_tol)
     ran = 0
     for step in range(steps):
+        if config.final_lr_fraction != 1.0:
+            for group, lr in zip(optimiser.param_groups, base_lr):
+                group["lr"] = lr * cosine_fraction(step, steps, config.final_lr_fraction)
         optimiser.zero_grad(set_to_none=True)
         loss = objective(params, offset)  # (B,)
         tracker.update(step, loss, params, offset)

@@ -140,3 +140,12 @@ def test_scene_to_moves_every_tensor(demo_head_dir):
             if isinstance(value, torch.Tensor) and not value.is_meta]
     left += [name for name, value in moved.named_buffers() if not value.is_meta]
     assert not left
+
+
+def test_cosine_fraction_runs_from_one_to_the_final_fraction():
+    from flamefit.fitting.optimizer import cosine_fraction
+
+    values = [cosine_fraction(step, 11, 0.05) for step in range(11)]
+    assert values[0] == 1.0 and abs(values[-1] - 0.05) < 1e-12 and abs(values[5] - 0.525) < 1e-12
+    assert all(a > b for a, b in zip(values, values[1:]))
+    assert cosine_fraction(0, 1, 0.05) == 1.0
