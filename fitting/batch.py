@@ -29,12 +29,13 @@ import torch
 
 from flamefit.fitting.errors import InputError
 from flamefit.fitting.options import (
-    AUTO_INIT, REGRESSOR_INIT, ZERO_INIT, FitOptions, check_schedule, init_keyword, resolve_steps,
+    AUTO_INIT, FILE_INIT, REGRESSOR_INIT, RESULT_INIT, ZERO_INIT, FitOptions, check_schedule, init_keyword,
+    resolve_schedule,
 )
 from flamefit.fitting.plan import IMAGE_SUFFIXES, PlannedPhoto, collect_photos, plan_fit
 from flamefit.fitting.prepare import PreparedImage, prepare_image
 from flamefit.fitting.results import (
-    SUMMARY_FILE, base_report, write_failure_report, write_summary_csv,
+    SUMMARY_FILE, base_report, is_result, write_failure_report, write_summary_csv,
 )
 from flamefit.renderer.devices import resolve_device
 from flamefit.utils import UsageError, folder_lock
@@ -367,10 +368,12 @@ def start_session(options: FitOptions, device) -> FitSession:
     files, backend, scene = _load_scene(options, device)
     shape_mean, prior = _shape_prior(options, scene)
     start, described = fit_start(scene, options.init)
-    rigid_steps, full_steps = resolve_steps(options.rigid_steps, options.full_steps, start)
+    schedule = resolve_schedule(options.rigid_steps, options.full_steps, start)
+    rigid_steps, full_steps = schedule.steps
     config = FitConfig(resolution=options.resolution, rigid_steps=rigid_steps,
-                       full_steps=full_steps, texture_offset=options.texture_offset,
-                       shape_prior_mean=shape_mean)
+                       full_steps=full_steps, full_lr=schedule.full_lr,
+                       final_lr_fraction=schedule.final_lr_fraction,
+                       texture_offset=options.texture_offset, shape_prior_mean=shape_mean)
     context = {"model": files.describe(), "device": str(device), "backend": backend,
                "camera": options.camera, "resolution": options.resolution,
                "detector": resolve_detector(options.detector), "init": described,
@@ -382,10 +385,14 @@ def fit_start(scene, init) -> tuple[str, str]:
     """Where a run's fits start, from ``--init``: ``"regressor"`` (``regressor``, or ``auto``
     when :func:`flamefit.fitting.landmark_regressor.ready_regressor` has one for the model),
     ``"zero"`` (``zero``, or ``auto`` without a regressor ready: none is trained during a fit
-    unless asked for) or ``"file"`` (other tools' outputs); and how the report says it."""
+    unless asked for), ``"result"`` (flamefit's own results: a ``flamefit regress`` or ``fit``
+    output folder, or a ``params.npz``) or ``"file"`` (other tools' outputs); and how the report
+    says it."""
     keyword = init_keyword(init)
     if keyword is None:
-        return "file", "file"
+        if is_result(Path(init)):
+            return RESULT_INIT, "result (flamefit's own parameters)"
+        return FILE_INIT, "file"
     if keyword == AUTO_INIT:
         from flamefit.fitting.landmark_regressor import ready_regressor
 

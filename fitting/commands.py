@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from flamefit.fitting.choices import OUTPUT_SETS
-from flamefit.fitting.options import REFERENCE_STEPS, REGRESSOR_STEPS, FitOptions
+from flamefit.fitting.options import REFERENCE_STEPS, REGRESSOR_STEPS, RESULT_STEPS, FitOptions
 
 
 def fit_options(args: argparse.Namespace) -> FitOptions:
@@ -151,6 +151,8 @@ def register(subparsers, shared) -> None:
                      metavar="RIGID,FULL", help=f"steps of the rigid (landmarks) and full stages "
                                                 f"(default {REGRESSOR_STEPS[0]},{REGRESSOR_STEPS[1]} "
                                                 f"from the landmark regressor's start, "
+                                                f"{RESULT_STEPS[0]},{RESULT_STEPS[1]} from flamefit's "
+                                                f"own results (--init OUT of regress or fit), "
                                                 f"{REFERENCE_STEPS[0]},{REFERENCE_STEPS[1]} from zero "
                                                 f"or another tool's output)")
     shared.camera(fit, d.camera)
@@ -172,7 +174,8 @@ def register(subparsers, shared) -> None:
                              "unchanged: a DECA codedict, EMOCA/EMICA output folder, SMIRK dict, "
                              "MICA identity.npy, metrical-tracker/pixel3dmm .frame, VHAP "
                              "tracked_flame_params*.npz, flame-head-tracker <id>.npz, RingNet "
-                             "params/<name>.npy or our params.npz; the report says which it found. "
+                             "params/<name>.npy, our params.npz, or the OUT folder of flamefit regress "
+                             "or fit (refined with a short schedule); the report says which it found. "
                              "FLAME coefficients are dropped unless FLAME is the model in use.")
     fit.add_argument("--shape-prior", type=Path, default=None, metavar="FILE",
                      help="a shape to start from and pull every photo's fit toward (a Gaussian "

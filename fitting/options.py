@@ -10,37 +10,74 @@ from pathlib import Path
 #: ``--init`` keywords: where each photo's fit starts (anything else names files of another tool).
 AUTO_INIT, ZERO_INIT, REGRESSOR_INIT = "auto", "zero", "regressor"
 INIT_KEYWORDS = (AUTO_INIT, ZERO_INIT, REGRESSOR_INIT)
-#: Steps (rigid, full) from a zero start or another tool's output: the reference
-#: implementation's schedule.
-REFERENCE_STEPS = (200, 800)
-#: Steps (rigid, full) from the landmark regressor's start; chosen with
-#: ``benchmarks/bench_init.py`` (why: :class:`FitOptions`).
-REGRESSOR_STEPS = (50, 300)
+#: Starts named by files: flamefit's own results (``flamefit regress`` or an earlier fit) and
+#: other tools' outputs.
+RESULT_INIT, FILE_INIT = "result", "file"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Steps and learning rate of a fit's two stages (the fields of
+    :class:`flamefit.fitting.optimizer.FitConfig` of the same names).
+
+    Attributes:
+        rigid_steps, full_steps: Adam steps of the rigid and the full stage.
+        full_lr: the full stage's learning rate at its first step.
+        final_lr_fraction: its learning rate at its last step as a fraction of ``full_lr``
+            (a half cosine in between; 1: constant).
+    """
+
+    rigid_steps: int
+    full_steps: int
+    full_lr: float = 0.005
+    final_lr_fraction: float = 1.0
+
+    @property
+    def steps(self) -> tuple[int, int]:
+        return self.rigid_steps, self.full_steps
+
+
+#: From zero or another tool's output: the reference implementation's schedule (Adam at a
+#: constant 0.005, 200 + 800 steps).
+REFERENCE_SCHEDULE = Schedule(200, 800)
+#: From the landmark regressor's start; chosen with ``benchmarks/bench_init.py`` (why:
+#: :class:`FitOptions`).
+REGRESSOR_SCHEDULE = Schedule(50, 200)
+#: From a flamefit result (``flamefit regress``'s image regressor, or an earlier fit): no rigid
+#: stage and a shorter full stage at a higher learning rate that decays; chosen with
+#: ``benchmarks/bench_regressor.py`` (figures in ``benchmarks/README.md``, "Image regressor").
+RESULT_SCHEDULE = Schedule(0, 250, full_lr=0.02, final_lr_fraction=0.05)
+REFERENCE_STEPS = REFERENCE_SCHEDULE.steps
+REGRESSOR_STEPS = REGRESSOR_SCHEDULE.steps
+RESULT_STEPS = RESULT_SCHEDULE.steps
 
 
 @dataclass
 class FitOptions:
     """Options of :func:`flamefit.fitting.batch.fit_images` (the CLI's flags).
 
-    The default schedule follows the start (:func:`default_steps`). From zero it is the
-    reference implementation's 200 rigid + 800 full steps, so ``--init zero`` fits as flamefit
-    always did. From the landmark regressor it is 50 + 300, chosen with
-    ``benchmarks/bench_init.py`` (figures in ``benchmarks/README.md``, "Initialisation"): on 195
-    detected renders of the open model (a third at yaw 45-90) the regressor's start (3.6 degrees
-    median rotation error) needs no long rigid stage, and with 50 + 800 it ends where the zero
-    start's 200 + 800 ends (2.95 vs 2.94 % of the inter-ocular distance from the detected points,
-    2.76 vs 2.78 mm face error) but reaches that only near step 850 of 1000: the last tenths of
-    a pixel come from the full stage fitting shape and expression to the detections, whatever the
-    start. Those tenths fit the detector's errors: 50 + 300 ends 0.3 % IOD further from the
-    detected points but nearer the true ones (3.13 vs 3.21 % of the face box) with a smaller face
-    error (2.55 vs 2.78 mm), in 35 % of the steps, and on the shared photos 0.1 % IOD further
-    (2.11 vs 1.88 % median) in a third of the time (``flamefit fit``: 17.4 s median per photo
-    on two CPU cores that other jobs were using; 200 + 800 takes about three times as long).
-    The short schedule does about as well from zero (photos: 0.01 % IOD apart; 24 renders: 4.01 vs 3.84 %
-    from the detections, the same distance to the true points, 2.44 vs 2.40 mm): the saving is
-    the schedule's. The regressor's start stays the default because it is no worse on the
-    photos, a little nearer the detections on synthetic turned heads, and puts a fit near its
-    answer from the first step (``--iters 0,N``, the web page's live view).
+    The default schedule follows the start (:func:`default_schedule`). From zero or another
+    tool's output it is the reference implementation's 200 rigid + 800 full steps (Adam at a
+    constant 0.005), so ``--init zero`` fits as flamefit always did.
+
+    From the landmark regressor it is 50 + 200 (a quarter of the steps), chosen with
+    ``benchmarks/bench_init.py`` (figures in ``benchmarks/README.md``, "Initialisation"). On 195
+    detected renders of the open model (a third at yaw 45-90; H200) the fits' last hundreds of
+    steps only fit the detector's errors: 50 + 200 from the regressor ends further from the
+    detected points (3.45 vs 2.94 % of the inter-ocular distance) but nearer the true ones
+    (3.07 vs 3.21 % of the face box; 97 % of the renders at or below the zero start's final
+    distance to the truth) with a smaller face error (2.48 vs 2.78 mm). On 16 of them on the CPU,
+    a short schedule from zero (50 + 300) ends with twice the head-rotation error of the
+    regressor's start (15.5 vs 7.4 degrees median; 8 vs 3 renders over 15 degrees): the
+    regressor's start is what makes a short schedule safe. Photos: see
+    ``benchmarks/README.md``.
+
+    From flamefit's own results (``--init OUT`` of ``flamefit regress`` or of an earlier fit)
+    it is 0 + 250 at a learning rate of 0.02 decaying to 0.001 (:data:`RESULT_SCHEDULE`),
+    chosen with ``benchmarks/bench_regressor.py``: from the image regressor's start, 250 steps
+    starting at the reference's 0.005 end 0.83 px from the true landmarks where the zero start's
+    1000 end at 0.61; this schedule ends at 0.62 (median of 16 renders, CPU; 0.04 or 0.03 did
+    worse).
 
     Attributes:
         device: torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``) or ``"auto"`` (CUDA when
@@ -48,7 +85,7 @@ class FitOptions:
         batch_size: photos fitted together.
         resolution: side of the square face crop the fit runs at, pixels.
         rigid_steps, full_steps: optimiser steps of the two stages; None: the start's default
-            (:func:`default_steps`).
+            (:func:`default_schedule`, whose learning rate the run keeps either way).
         camera: a name of :data:`flamefit.renderer.choices.CAMERA_MODELS`.
         flame_dir, open_model: which head model (:func:`flamefit.flame.selection.select_model`).
         landmarks, mask: per-photo inputs: a folder of ``<id>.*`` files (for a single photo
@@ -58,7 +95,8 @@ class FitOptions:
             cached), else zero; ``"regressor"``: the landmark regressor (trained on first use
             when missing); ``"zero"``: the mean face, frontal, with a camera from the
             landmarks; a file or folder: other regressors' outputs read unchanged
-            (:mod:`flamefit.fitting.regressor_outputs`), as the per-photo inputs above.
+            (:mod:`flamefit.fitting.regressor_outputs`), as the per-photo inputs above, or
+            flamefit's own results (``params.npz``; the ``OUT`` of ``regress`` or ``fit``).
         shape_prior: a file with shape coefficients (MICA's ``identity.npy``, any ``init``
             format): every photo's shape starts there and is pulled toward it (a Gaussian prior
             centred on it instead of 0).
@@ -110,16 +148,31 @@ def init_keyword(init: Path | str | None) -> str | None:
     return str(init) if str(init) in INIT_KEYWORDS else None
 
 
+def default_schedule(start: str) -> Schedule:
+    """The default schedule of a run whose fits start from ``start`` (``"regressor"``,
+    ``"result"``, ``"zero"``, ``"file"``)."""
+    return {REGRESSOR_INIT: REGRESSOR_SCHEDULE, RESULT_INIT: RESULT_SCHEDULE}.get(start, REFERENCE_SCHEDULE)
+
+
 def default_steps(start: str) -> tuple[int, int]:
-    """The default (rigid, full) steps of a run whose fits start from ``start`` (``"regressor"``,
-    ``"zero"``, ``"file"``): :data:`REGRESSOR_STEPS` or :data:`REFERENCE_STEPS`."""
-    return REGRESSOR_STEPS if start == REGRESSOR_INIT else REFERENCE_STEPS
+    """The default (rigid, full) steps of a run whose fits start from ``start``
+    (:func:`default_schedule`)."""
+    return default_schedule(start).steps
+
+
+def resolve_schedule(rigid_steps: int | None, full_steps: int | None, start: str) -> Schedule:
+    """The schedule a run uses: the start's (:func:`default_schedule`), with the steps given
+    (None: the start's)."""
+    from dataclasses import replace
+
+    schedule = default_schedule(start)
+    return replace(schedule, rigid_steps=schedule.rigid_steps if rigid_steps is None else rigid_steps,
+                   full_steps=schedule.full_steps if full_steps is None else full_steps)
 
 
 def resolve_steps(rigid_steps: int | None, full_steps: int | None, start: str) -> tuple[int, int]:
     """The steps a run uses: those given, the start's default (:func:`default_steps`) for None."""
-    rigid, full = default_steps(start)
-    return (rigid if rigid_steps is None else rigid_steps, full if full_steps is None else full_steps)
+    return resolve_schedule(rigid_steps, full_steps, start).steps
 
 
 def check_schedule(resolution: int, rigid_steps: int | None, full_steps: int | None) -> None:

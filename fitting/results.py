@@ -160,6 +160,15 @@ def load_fit_result(folder: str | Path) -> FitResult:
     return FitResult(folder, report, params, camera_type, resolution, detected)
 
 
+def is_result(path: str | Path) -> bool:
+    """Whether ``path`` holds flamefit's own parameters: a ``params.npz``, one photo's result
+    folder, or a run folder (``summary.csv``) of ``flamefit fit`` or ``flamefit regress``."""
+    path = Path(path)
+    if path.is_file():
+        return path.name == PARAMS_FILE
+    return (path / PARAMS_FILE).is_file() or (path / SUMMARY_FILE).is_file()
+
+
 def find_results(out_dir: str | Path) -> list[Path]:
     """Every result folder under ``out_dir`` (nested ids included): folders holding a
     ``report.json`` or a ``params.npz``, sorted."""

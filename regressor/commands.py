@@ -135,7 +135,7 @@ def register(subparsers, shared) -> None:
         description="Detect, crop (as `flamefit fit` does) and reconstruct every photo with one "
                     "network pass: writes the same OUT/<id>/ files as `flamefit fit` (params.npz, "
                     "meshes, camera, landmarks, overlay, sheet, report.json) and OUT/summary.csv. "
-                    "`flamefit fit --init OUT` refines them. Reruns skip photos already done.",
+                    "`flamefit fit --init OUT` refines them (0 + 250 steps by default). Reruns skip photos already done.",
         epilog="Exit status: 0 all done, 1 some photos failed (see OUT/summary.csv), 2 bad usage.")
     regress.add_argument("inputs", nargs="+", help="image files, folders of images, or glob patterns")
     regress.add_argument("--model", type=Path, default=None, metavar="DIR",

@@ -77,6 +77,7 @@ class FitService:
         self.load_error: str | None = None
         self.start_from: str | None = None  # where fits start (fitting.batch.fit_start)
         self.steps: tuple[int, int] | None = None
+        self.schedule = None  # flamefit.fitting.options.Schedule once the model is loaded
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._detect_lock = threading.Lock()
@@ -128,7 +129,7 @@ class FitService:
 
     def _load_model(self) -> None:
         from flamefit.fitting.batch import fit_start
-        from flamefit.fitting.options import resolve_steps
+        from flamefit.fitting.options import resolve_schedule
         from flamefit.fitting.scene import HeadScene
         from flamefit.flame.selection import select_model
         from flamefit.renderer.devices import resolve_device
@@ -143,13 +144,13 @@ class FitService:
             scene = HeadScene.from_model_files(files, camera=self.options.camera, backend=backend).to(device)
             scene.requires_grad_(False)
             start, _ = fit_start(scene, self.options.init)
-            steps = resolve_steps(self.options.rigid_steps, self.options.full_steps, start)
+            schedule = resolve_schedule(self.options.rigid_steps, self.options.full_steps, start)
         except Exception as error:  # noqa: BLE001 - any failure is reported on /healthz and per job
             self.load_error = f"the head model could not be loaded: {error}"
             log.error("%s", self.load_error)
         else:
             self.device, self.backend, self.model_name = device, backend, files.describe()
-            self.start_from, self.steps = start, steps
+            self.start_from, self.schedule, self.steps = start, schedule, schedule.steps
             self.scene = scene
             log.info("model loaded in %.1f s: %s on %s (%s rasteriser)", time.time() - started,
                      self.model_name, device, backend)
@@ -244,7 +245,8 @@ class FitService:
         if not items:
             return
         config = FitConfig(resolution=options.resolution, rigid_steps=self.steps[0],
-                           full_steps=self.steps[1])
+                           full_steps=self.steps[1], full_lr=self.schedule.full_lr,
+                           final_lr_fraction=self.schedule.final_lr_fraction)
         hook = _ProgressHook(self.store, self.scene, [job.id for job in jobs], items, options.resolution)
         try:
             if self.start_from == REGRESSOR_INIT:

@@ -299,3 +299,13 @@ def test_init_auto_is_the_default_and_zero_stays_possible(astronaut_path, tmp_pa
     assert session.context["schedule"] == list(REGRESSOR_STEPS)
     session = start_session(FitOptions(device="cpu", open_model=True, init="zero"), "cpu")
     assert (session.config.rigid_steps, session.config.full_steps) == (200, 800)
+    assert (session.config.full_lr, session.config.final_lr_fraction) == (0.005, 1.0)
+    # a fit refining flamefit's own result (regress's, here the auto fit's) gets the refinement
+    # schedule: no rigid stage, a higher learning rate that decays
+    from flamefit.fitting.options import RESULT_SCHEDULE
+
+    session = start_session(FitOptions(device="cpu", open_model=True, init=out / "auto"), "cpu")
+    assert session.start == "result"
+    assert (session.config.rigid_steps, session.config.full_steps) == RESULT_SCHEDULE.steps
+    assert (session.config.full_lr, session.config.final_lr_fraction) == (
+        RESULT_SCHEDULE.full_lr, RESULT_SCHEDULE.final_lr_fraction)
