@@ -16,7 +16,9 @@ Parts (``--parts``):
   in batches of ``--batch`` (the JSON is rewritten after each run): final landmark error (vs the detected points, % of the inter-ocular distance,
   and vs the true points), face-vertex error (mm, similarity-aligned), failures (final error
   over 5 % IOD), the steps and seconds each needs to reach the zero start's final landmark error
-  (the mean distance to the detected points is recorded every 5 steps);
+  (the mean distance to the detected points is recorded every 5 steps); and the ground-truth
+  reading (``truth``): the steps to reach the zero start's final distance to the *true* points,
+  the head-rotation error and failures by it (over :data:`FAILURE_ROTATION_DEG`);
 * ``photos``: the same comparison on real photos (``--photos``; never in tests or the repository).
 
 Two machines: the detectors (dlib, LiteRT) run on the CPU, the fits are fastest on a GPU.
@@ -72,6 +74,8 @@ CROP = 224
 THUMB = 28
 PREPARED_VERSION = 1
 FAILURE_PERCENT_IOD = 5.0
+#: A synthetic fit whose head rotation ends further than this from the truth failed (degrees).
+FAILURE_ROTATION_DEG = 15.0
 TRACE_EVERY = 5
 
 
@@ -309,6 +313,7 @@ def run_fits(scene, inputs: SimpleNamespace, start: str, iters: tuple[int, int],
     from flamefit.fitting.batch import _initial_parameters, regressor_start
     from flamefit.fitting.optimizer import FitConfig, fit_batch
     from flamefit.fitting.synthetic import face_vertex_error_mm
+    from flamefit.flame.lbs import batch_rodrigues
     from flamefit.renderer.pixel_frames import index_to_screen
 
     config = FitConfig(resolution=CROP, rigid_steps=iters[0], full_steps=iters[1])
@@ -323,6 +328,8 @@ def run_fits(scene, inputs: SimpleNamespace, start: str, iters: tuple[int, int],
         target = torch.tensor(index_to_screen(inputs.landmarks_crop[part]), dtype=torch.float32, device=device)
         dense = torch.tensor(index_to_screen(inputs.dense_crop[part]), dtype=torch.float32, device=device)
         skin = torch.tensor(inputs.skin[part], device=device)[:, None]
+        true_px = None if inputs.truth_crop is None else torch.tensor(
+            index_to_screen(inputs.truth_crop[part]), dtype=torch.float32, device=device)
         trace, clock = [], []
 
         def hook(state, trace=trace, clock=clock, target=target) -> None:
@@ -330,7 +337,8 @@ def run_fits(scene, inputs: SimpleNamespace, start: str, iters: tuple[int, int],
             if done % TRACE_EVERY == 0:
                 with torch.no_grad():
                     px = scene.landmarks_px(state.params, CROP)
-                    trace.append((done, (px - target).norm(dim=-1).mean(dim=1)))
+                    vs_truth = None if true_px is None else (px - true_px).norm(dim=-1).mean(dim=1)
+                    trace.append((done, (px - target).norm(dim=-1).mean(dim=1), vs_truth))
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 clock.append(time.perf_counter())
@@ -347,16 +355,20 @@ def run_fits(scene, inputs: SimpleNamespace, start: str, iters: tuple[int, int],
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - started
-        steps = [s for s, _ in trace]
-        errors = torch.stack([e for _, e in trace], dim=1).cpu().numpy() if trace else np.zeros((n, 0))
+        steps = [s for s, _, _ in trace]
+        errors = torch.stack([e for _, e, _ in trace], dim=1).cpu().numpy() if trace else np.zeros((n, 0))
+        errors_truth = torch.stack([t for _, _, t in trace], dim=1).cpu().numpy() \
+            if trace and true_px is not None else None
         at = [(t - started) / n for t in clock]
         truth = type(inputs.truth)(**{k: v[part].to(device) for k, v in inputs.truth.tensors().items()}) \
             if inputs.truth is not None else None
-        face_mm = [None] * n
+        face_mm, rotation_deg = [None] * n, [None] * n
         if truth is not None:
             with torch.no_grad():
                 vertices = scene.flame(shape=truth.shape, expression=truth.expression, pose=truth.pose).vertices
             face_mm = face_vertex_error_mm(scene, outcome.params, vertices, align=True).cpu().tolist()
+            rotation_deg = rotation_error_deg(batch_rodrigues(outcome.params.pose[:, :3].float()),
+                                              batch_rodrigues(truth.pose[:, :3].float())).cpu().tolist()
         fitted = (outcome.landmarks.cpu().numpy() - 0.5)
         for k, i in enumerate(range(part.start, part.stop)):
             iod = _iod(inputs.landmarks_crop[i:i + 1])[0]
@@ -369,17 +381,42 @@ def run_fits(scene, inputs: SimpleNamespace, start: str, iters: tuple[int, int],
                 row["final_vs_truth_percent_iod"] = 100 * float(
                     np.linalg.norm(fitted[k] - inputs.truth_crop[i], axis=-1).mean()) / truth_iod
                 row["face_mm_aligned"] = face_mm[k]
+                row["rotation_error_deg"] = rotation_deg[k]
+                row["final_vs_truth_px"] = float(errors_truth[k, -1]) if errors_truth is not None else None
+                row["trace_truth_px"] = errors_truth[k].tolist() if errors_truth is not None else []
             rows.append(row)
         print(f"  {start} {iters[0]},{iters[1]}: {part.stop}/{len(inputs.crops)} fitted, "
               f"{seconds:.1f} s for {n}", flush=True)
     return rows
 
 
-def _reach(row: dict, goal: float) -> tuple[int | None, float | None]:
-    for step, error, seconds in zip(row["steps"], row["trace_px"], row["trace_seconds"]):
-        if error <= goal * 1.001:
+def _reach(row: dict, goal: float, trace: str = "trace_px", tolerance: float = 1.001
+           ) -> tuple[int | None, float | None]:
+    for step, error, seconds in zip(row["steps"], row[trace], row["trace_seconds"]):
+        if error <= goal * tolerance:
             return step, seconds
     return None, None
+
+
+def _truth_figures(rows: list[dict], reference_rows: list[dict], steep: np.ndarray) -> dict:
+    """The ground-truth reading of a synthetic run: steps to reach the zero start's final
+    distance to the *true* points (within 1 %; a render that never does counts as never, so the
+    median is over all renders), head-rotation error, and failures by rotation."""
+    goals = [row["trace_truth_px"][-1] for row in reference_rows]
+    reached = np.array([_reach(row, goal, "trace_truth_px", 1.01)[0] for row, goal in zip(rows, goals)],
+                       dtype=float)  # None -> nan
+    reached[np.isnan(reached)] = np.inf
+    total = max(len(row["steps"]) and row["steps"][-1] for row in rows)
+    rotation = np.array([row["rotation_error_deg"] for row in rows])
+    failed = rotation > FAILURE_ROTATION_DEG
+    return {"median_final_vs_truth_px": round(float(np.median([row["final_vs_truth_px"] for row in rows])), 3),
+            "median_steps_to_reference_final_vs_truth": float(np.median(reached)),
+            "reached_reference_final_vs_truth": int(np.isfinite(reached).sum()),
+            "steps_in_schedule": int(total),
+            "median_rotation_error_deg": round(float(np.median(rotation)), 2),
+            "median_rotation_error_deg_yaw_45_90": round(float(np.median(rotation[steep])), 2) if steep.any() else None,
+            f"failures_rotation_over_{FAILURE_ROTATION_DEG:g}_deg": int(failed.sum()),
+            f"failures_rotation_over_{FAILURE_ROTATION_DEG:g}_deg_yaw_45_90": int((failed & steep).sum())}
 
 
 def summarise(runs: dict[str, list[dict]], yaw: np.ndarray | None, reference: str) -> dict:
@@ -409,6 +446,7 @@ def summarise(runs: dict[str, list[dict]], yaw: np.ndarray | None, reference: st
             entry["median_face_mm_aligned"] = round(float(np.median([row["face_mm_aligned"] for row in rows])), 3)
             entry["median_final_vs_truth_percent_iod"] = round(float(np.median(
                 [row["final_vs_truth_percent_iod"] for row in rows])), 3)
+            entry["truth"] = _truth_figures(rows, runs[reference], steep)
         summary[name] = entry
     return summary
 
@@ -432,7 +470,7 @@ def bench_fits(scene, inputs: SimpleNamespace, iters: tuple[int, int], schedules
 def _fit_figures(runs: dict[str, list[dict]], reference: str, inputs: SimpleNamespace, batch: int) -> dict:
     summary = summarise(runs, inputs.yaw, reference)
     compact = {name: [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()
-                       if k not in ("steps", "trace_px", "trace_seconds")} for row in rows]
+                       if k not in ("steps", "trace_px", "trace_seconds", "trace_truth_px")} for row in rows]
                for name, rows in runs.items()}
     traces = {name: _median_trace(rows) for name, rows in runs.items()}
     return {"fits": len(inputs.crops), "reference": reference, "batch": batch, "summary": summary,

@@ -217,8 +217,15 @@ def compare_fits(scene, images, landmarks, truth, predicted, args, resolution, v
     starts = [("zero", None, (rigid, full))] + [
         (f"regressor_{text}", predicted, tuple(int(x) for x in text.split(",")))
         for text in args.regressor_iters.split(";") if text]
+    from flamefit.fitting.options import RESULT_INIT, ZERO_INIT, resolve_schedule
+
     for name, init, (r, f) in starts:
-        config = FitConfig(resolution=resolution, rigid_steps=r, full_steps=f, convergence_tol=0.0)
+        # each start runs with its learning rate as `flamefit fit` gives it (--init OUT of regress:
+        # the refinement schedule's), unless --reference-lr
+        start = ZERO_INIT if init is None or args.reference_lr else RESULT_INIT
+        schedule = resolve_schedule(r, f, start)
+        config = FitConfig(resolution=resolution, rigid_steps=r, full_steps=f, convergence_tol=0.0,
+                           full_lr=schedule.full_lr, final_lr_fraction=schedule.final_lr_fraction)
         runs[name] = fit_with_curve(scene, images, landmarks, skin, config, init)
         schedules[name] = (r, f)
     zero_final = runs["zero"][2][:, -1]
@@ -270,7 +277,10 @@ def main() -> None:
     e.add_argument("--renders", type=int, default=500)
     e.add_argument("--fits", type=int, default=100)
     e.add_argument("--iters", default="200,800", help="the zero start's schedule")
-    e.add_argument("--regressor-iters", default="200,800;0,800;50,750",
+    e.add_argument("--reference-lr", action="store_true",
+                   help="fit from the regressor at the reference's constant learning rate instead of "
+                        "the refinement schedule's (flamefit fit --init OUT of regress)")
+    e.add_argument("--regressor-iters", default="0,250;0,800",
                    help="schedules of the fits from the regressor (';'-separated RIGID,FULL)")
     e.add_argument("--batch", type=int, default=256)
     e.add_argument("--json", default=None)
