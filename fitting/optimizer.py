@@ -55,6 +55,11 @@ class FitConfig:
     demo head: weaker priors let the photometric term push coefficients into implausible
     shapes for a few tenths of a percent of landmark error.
 
+    ``final_lr_fraction`` below 1 makes each stage's learning rate fall from its value to that
+    fraction of it by the stage's last step (:func:`cosine_fraction`); 1, the default, keeps the
+    reference's constant rate. The short schedules that refine a good start use it
+    (:mod:`flamefit.fitting.options`).
+
     ``shape_prior_mean`` centres the identity prior on a given shape instead of 0 (``flamefit
     fit --shape-prior``, e.g. MICA's identity; as many values as the model's shape
     coefficients), as the trackers that start from MICA do.

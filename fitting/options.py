@@ -23,8 +23,8 @@ class Schedule:
     Attributes:
         rigid_steps, full_steps: Adam steps of the rigid and the full stage.
         full_lr: the full stage's learning rate at its first step.
-        final_lr_fraction: its learning rate at its last step as a fraction of ``full_lr``
-            (a half cosine in between; 1: constant).
+        final_lr_fraction: each stage's learning rate at its last step as a fraction of its
+            first (a half cosine in between; 1: constant).
     """
 
     rigid_steps: int
