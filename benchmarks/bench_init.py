@@ -306,7 +306,7 @@ def _iod(landmarks: np.ndarray) -> np.ndarray:
 
 # -- fits --------------------------------------------------------------------------------------
 def run_fits(scene, inputs: SimpleNamespace, start: str, iters: tuple[int, int], batch: int,
-             device) -> list[dict]:
+             device, config_fields: dict | None = None) -> list[dict]:
     """Fit every input from ``start`` (``"zero"`` or ``"regressor"``) with ``iters``, in batches:
     per input the final errors, the landmark error every :data:`TRACE_EVERY` steps and the
     seconds (the batch's wall time shared among its photos) at those steps."""
@@ -316,7 +316,7 @@ def run_fits(scene, inputs: SimpleNamespace, start: str, iters: tuple[int, int],
     from flamefit.flame.lbs import batch_rodrigues
     from flamefit.renderer.pixel_frames import index_to_screen
 
-    config = FitConfig(resolution=CROP, rigid_steps=iters[0], full_steps=iters[1])
+    config = FitConfig(resolution=CROP, rigid_steps=iters[0], full_steps=iters[1], **(config_fields or {}))
     rows = []
     for first in range(0, len(inputs.crops), batch):
         part = slice(first, min(len(inputs.crops), first + batch))
@@ -382,6 +382,7 @@ def run_fits(scene, inputs: SimpleNamespace, start: str, iters: tuple[int, int],
                     np.linalg.norm(fitted[k] - inputs.truth_crop[i], axis=-1).mean()) / truth_iod
                 row["face_mm_aligned"] = face_mm[k]
                 row["rotation_error_deg"] = rotation_deg[k]
+                # the last recorded distance (every TRACE_EVERY steps; None if the run was shorter)
                 row["final_vs_truth_px"] = float(errors_truth[k, -1]) if errors_truth is not None else None
                 row["trace_truth_px"] = errors_truth[k].tolist() if errors_truth is not None else []
             rows.append(row)
@@ -402,14 +403,15 @@ def _truth_figures(rows: list[dict], reference_rows: list[dict], steep: np.ndarr
     """The ground-truth reading of a synthetic run: steps to reach the zero start's final
     distance to the *true* points (within 1 %; a render that never does counts as never, so the
     median is over all renders), head-rotation error, and failures by rotation."""
-    goals = [row["trace_truth_px"][-1] for row in reference_rows]
-    reached = np.array([_reach(row, goal, "trace_truth_px", 1.01)[0] for row, goal in zip(rows, goals)],
-                       dtype=float)  # None -> nan
+    goals = [row["final_vs_truth_px"] for row in reference_rows]
+    reached = np.array([None if goal is None else _reach(row, goal, "trace_truth_px", 1.01)[0]
+                        for row, goal in zip(rows, goals)], dtype=float)  # None -> nan
     reached[np.isnan(reached)] = np.inf
-    total = max(len(row["steps"]) and row["steps"][-1] for row in rows)
+    total = max((row["steps"][-1] for row in rows if row["steps"]), default=0)
     rotation = np.array([row["rotation_error_deg"] for row in rows])
     failed = rotation > FAILURE_ROTATION_DEG
-    return {"median_final_vs_truth_px": round(float(np.median([row["final_vs_truth_px"] for row in rows])), 3),
+    finals = [row["final_vs_truth_px"] for row in rows if row["final_vs_truth_px"] is not None]
+    return {"median_final_vs_truth_px": round(float(np.median(finals)), 3) if finals else None,
             "median_steps_to_reference_final_vs_truth": float(np.median(reached)),
             "reached_reference_final_vs_truth": int(np.isfinite(reached).sum()),
             "steps_in_schedule": int(total),

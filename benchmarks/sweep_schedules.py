@@ -39,7 +39,6 @@ REFERENCE = "zero_200_800"
 
 def sweep_landmarks(first: int, last: int, runs: dict, out: Path, saved: dict) -> dict:
     import bench_init as bi
-    from flamefit.fitting import optimizer
 
     arrays = bi.load_prepared(RESULTS / "init_prepared_2026-11-30.npz")
     scene = bi.open_scene(torch.device("cpu"))
@@ -49,18 +48,13 @@ def sweep_landmarks(first: int, last: int, runs: dict, out: Path, saved: dict) -
     inputs.truth = type(inputs.truth)(**{k: v[keep] for k, v in inputs.truth.tensors().items()})
     done = saved.setdefault("runs", {})
     saved["yaw"] = inputs.yaw.tolist()
-    base = optimizer.FitConfig
-    try:
-        for name, run in runs.items():
-            if name in done:
-                continue
-            optimizer.FitConfig = lambda run=run, **kw: base(**{**kw, **run.get("config", {})})
-            done[name] = bi.run_fits(scene, inputs, run["start"], tuple(run["iters"]), last - first,
-                                     torch.device("cpu"))
-            out.write_text(json.dumps(saved))
-            print(name, "done", flush=True)
-    finally:
-        optimizer.FitConfig = base
+    for name, run in runs.items():
+        if name in done:
+            continue
+        done[name] = bi.run_fits(scene, inputs, run["start"], tuple(run["iters"]), last - first,
+                                 torch.device("cpu"), run.get("config"))
+        out.write_text(json.dumps(saved))
+        print(name, "done", flush=True)
     return bi.summarise(done, inputs.yaw, REFERENCE)
 
 
