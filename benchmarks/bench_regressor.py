@@ -134,7 +134,8 @@ def evaluate(args) -> None:
     from flamefit.fitting.parameters import FitParameters
     from flamefit.fitting.synthetic import face_vertex_error_mm
     from flamefit.regressor.synthetic_faces import SyntheticFaceSampler, background_bank
-    from flamefit.regressor.training import _step_generator, load_image_regressor, prediction_errors
+    from flamefit.fitting.image_regressor import load_image_regressor
+    from flamefit.regressor.training import _step_generator, prediction_errors
 
     device = torch.device(args.device)
     files, scene = open_scene(device)

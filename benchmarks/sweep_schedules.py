@@ -63,11 +63,13 @@ def sweep_image(count: int, runs: dict, out: Path, saved: dict) -> dict:
     from flamefit.fitting.optimizer import FitConfig
     from flamefit.fitting.synthetic import face_vertex_error_mm
     from flamefit.regressor.synthetic_faces import SyntheticFaceSampler, background_bank
-    from flamefit.regressor.training import _step_generator, load_image_regressor
+    from flamefit.fitting.image_regressor import load_image_regressor
+    from flamefit.fitting.options import SHIPPED_IMAGE_REGRESSOR_DIR
+    from flamefit.regressor.training import _step_generator
 
     device = torch.device("cpu")
     _, scene = br.open_scene(device)
-    network = load_image_regressor(Path(__file__).resolve().parents[1] / "regressor" / "open_model_image_regressor", device)
+    network = load_image_regressor(SHIPPED_IMAGE_REGRESSOR_DIR, device)
     resolution = network.spec.resolution
     sample = SyntheticFaceSampler(scene, resolution, background_bank(device, seed=1)).sample(
         count, _step_generator(7, 0, "benchmark"))  # bench_regressor's held-out stream

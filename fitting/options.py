@@ -10,6 +10,12 @@ from pathlib import Path
 #: ``--init`` keywords: where each photo's fit starts (anything else names files of another tool).
 AUTO_INIT, ZERO_INIT, REGRESSOR_INIT = "auto", "zero", "regressor"
 INIT_KEYWORDS = (AUTO_INIT, ZERO_INIT, REGRESSOR_INIT)
+
+#: The image regressor trained for the open model (ICT-FaceKit Light) that ships with flamefit
+#: (``regressor.pt``, ``training.json``, ``training.png``): ``flamefit regress``'s default, and the
+#: fit's source of landmarks on steep profiles (:mod:`flamefit.fitting.profile_landmarks`).
+SHIPPED_IMAGE_REGRESSOR_DIR = Path(__file__).resolve().parent / "open_model_image_regressor"
+
 #: Starts named by files: flamefit's own results (``flamefit regress`` or an earlier fit) and
 #: other tools' outputs.
 RESULT_INIT, FILE_INIT = "result", "file"

@@ -2,7 +2,8 @@
 synthetic renders of the model in use and/or on fit results, for feed-forward reconstruction and
 as the fit's starting point.
 
-Modules: :mod:`~flamefit.regressor.network` (the CNN and its output layout),
+The CNN, its output layout and its loader are :mod:`flamefit.fitting.image_regressor` (the fit
+uses it on steep profiles). Modules here:
 :mod:`~flamefit.regressor.synthetic_faces` (training faces rendered on the training device),
 :mod:`~flamefit.regressor.fit_labels` (fit results as pseudo-labels),
 :mod:`~flamefit.regressor.training` (``flamefit train-regressor``), :mod:`~flamefit.regressor.regress`
@@ -17,11 +18,11 @@ from flamefit.utils import lazy_getattr
 
 _EXPORTS = {
     "train_regressor": "flamefit.regressor.training",
-    "load_image_regressor": "flamefit.regressor.training",
+    "load_image_regressor": "flamefit.fitting.image_regressor",
     "TrainingSettings": "flamefit.regressor.options",
     "RegressOptions": "flamefit.regressor.options",
     "regress_images": "flamefit.regressor.regress",
-    "ImageRegressor": "flamefit.regressor.network",
+    "ImageRegressor": "flamefit.fitting.image_regressor",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,9 +7,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 
-#: The image regressor trained for the open model (ICT-FaceKit Light) that ships with flamefit
-#: (``regressor.pt``, ``training.json``, ``training.png``); ``flamefit regress`` uses it by default.
-SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "open_model_image_regressor"
 
 
 @dataclass
@@ -18,7 +15,7 @@ class RegressOptions:
 
     Attributes:
         model: the ``flamefit train-regressor`` output folder (or its ``regressor.pt``); None:
-            the shipped one (:data:`SHIPPED_MODEL_DIR`, for the open model).
+            the shipped one (:data:`flamefit.fitting.options.SHIPPED_IMAGE_REGRESSOR_DIR`, for the open model).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``...
         batch_size: crops per network pass (detection runs photo by photo before).
         detector, face_index, landmarks: as ``flamefit fit``'s (the crop is the fit's).
@@ -53,7 +50,7 @@ class TrainingSettings:
         batch_size: crops per step.
         learning_rate: AdamW's peak rate (after a 2 % warm-up).
         resolution: crop side (pixels); the fit's default is 224.
-        width: channels of the encoder's first stage (:func:`flamefit.regressor.network.encoder`).
+        width: channels of the encoder's first stage (:func:`flamefit.fitting.image_regressor.encoder`).
         synthetic: draw synthetic renders.
         from_fits: a ``flamefit fit`` output folder whose results are pseudo-labels, or None.
         fits_fraction: with both sources, the share of each batch taken from the fits.

@@ -87,12 +87,12 @@ def resolve_options(options: RegressOptions) -> RegressOptions:
     from flamefit.utils import UsageError
 
     if options.model is None:
-        from flamefit.regressor.options import SHIPPED_MODEL_DIR
+        from flamefit.fitting.options import SHIPPED_IMAGE_REGRESSOR_DIR
 
-        if not (SHIPPED_MODEL_DIR / "regressor.pt").is_file():
+        if not (SHIPPED_IMAGE_REGRESSOR_DIR / "regressor.pt").is_file():
             raise UsageError("no image regressor ships with this flamefit: train one with `flamefit "
                              "train-regressor --out DIR` and pass --model DIR")
-        options = dataclasses.replace(options, model=SHIPPED_MODEL_DIR)
+        options = dataclasses.replace(options, model=SHIPPED_IMAGE_REGRESSOR_DIR)
     from flamefit.fitting.outputs import OUTPUT_SETS
 
     if options.outputs not in OUTPUT_SETS:
@@ -108,7 +108,7 @@ def load_network(options: RegressOptions, device):
     Raises:
         UsageError: not a regressor this flamefit reads.
     """
-    from flamefit.regressor.training import load_image_regressor
+    from flamefit.fitting.image_regressor import load_image_regressor
     from flamefit.utils import UsageError
 
     try:

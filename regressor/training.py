@@ -33,15 +33,14 @@ import torch
 
 from flamefit.fitting.parameters import FitParameters
 from flamefit.regressor.options import TrainingSettings
-from flamefit.regressor.network import ImageRegressor, RegressorSpec, log_scale_error, parameters_from_outputs
+from flamefit.fitting.image_regressor import (FORMAT_VERSION, REGRESSOR_FILE, ImageRegressor, RegressorSpec,
+                                              log_scale_error, parameters_from_outputs)
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
-REGRESSOR_FILE = "regressor.pt"
 TRAINING_JSON = "training.json"
 TRAINING_PNG = "training.png"
-FORMAT_VERSION = 1
 
 
 @dataclass
@@ -426,30 +425,5 @@ def save_regressor(path: Path, network: ImageRegressor, step: int, settings: Tra
     return atomic_write(path, lambda stream: torch.save(payload, stream))
 
 
-def load_image_regressor(path: str | Path, device="cpu") -> ImageRegressor:
-    """A trained regressor from ``regressor.pt`` or its folder, in eval mode on ``device``.
-
-    Raises:
-        ValueError: missing, unreadable or of another format (one line saying which).
-    """
-    import pickle
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / REGRESSOR_FILE
-    if not path.is_file():
-        raise ValueError(f"{path}: no trained image regressor there (train one with "
-                         "`flamefit train-regressor --out DIR`)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as error:
-        raise ValueError(f"{path}: not a readable regressor file ({error})") from None
-    if not isinstance(payload, dict) or payload.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: a regressor file of another format version; retrain it")
-    network = ImageRegressor(RegressorSpec.from_dict(payload["spec"]))
-    network.load_state_dict(payload["state"])
-    return network.to_device(device).eval()
-
-
 __all__ = ["TrainingSettings", "TrainingLog", "TrainingStopped", "train_regressor", "regression_loss",
-           "prediction_errors", "rotation_error_deg", "validate", "save_regressor", "load_image_regressor"]
+           "prediction_errors", "rotation_error_deg", "validate", "save_regressor"]

@@ -21,7 +21,8 @@ def scene():
 
 
 def test_a_tiny_training_runs_end_to_end_and_the_loss_falls(scene, tmp_path, one_thread):
-    from flamefit.regressor.training import load_image_regressor, train_regressor
+    from flamefit.fitting.image_regressor import load_image_regressor
+    from flamefit.regressor.training import train_regressor
 
     settings = TrainingSettings(steps=60, validation_every=20, checkpoint_every=30, **TINY)
     network, log = train_regressor(scene, tmp_path, settings, show_progress=False)
@@ -81,7 +82,7 @@ def test_fit_results_become_crops_and_labels(scene, tmp_path, one_thread):
     from flamefit.fitting.batch import FitOptions, fit_images
     from flamefit.fitting.prepare import prepare_image
     from flamefit.regressor.fit_labels import load_fit_labels
-    from flamefit.regressor.network import ImageRegressor, RegressorSpec
+    from flamefit.fitting.image_regressor import ImageRegressor, RegressorSpec
     from flamefit.regressor.options import RegressOptions
     from flamefit.regressor.regress import regress_images
     from flamefit.regressor.training import save_regressor, train_regressor
@@ -119,7 +120,7 @@ def test_ctrl_c_in_the_middle_of_a_step_stops_after_it_and_resumes_exactly(scene
     import os
     import signal
 
-    from flamefit.regressor.network import ImageRegressor
+    from flamefit.fitting.image_regressor import ImageRegressor
     from flamefit.regressor.training import train_regressor
 
     settings = TrainingSettings(steps=6, validation_every=6, checkpoint_every=6, **TINY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flamefit.regressor.network import ImageRegressor, RegressorSpec, parameters_from_outputs
+from flamefit.fitting.image_regressor import ImageRegressor, RegressorSpec, parameters_from_outputs
 
 SPEC = RegressorSpec(n_shape=10, n_expression=5, n_texture=4, expression_bounds=(0.0, 1.0),
                      resolution=64, width=8)
@@ -39,7 +39,8 @@ def test_decoded_rotation_is_a_rotation_and_round_trips_through_the_pose():
 
 def test_saved_regressor_loads_with_the_same_predictions(tmp_path):
     from flamefit.regressor.options import TrainingSettings
-    from flamefit.regressor.training import load_image_regressor, save_regressor
+    from flamefit.fitting.image_regressor import load_image_regressor
+    from flamefit.regressor.training import save_regressor
 
     network = ImageRegressor(SPEC)
     with torch.no_grad():
@@ -53,7 +54,7 @@ def test_saved_regressor_loads_with_the_same_predictions(tmp_path):
 
 
 def test_a_wrong_regressor_file_is_one_clear_error(tmp_path):
-    from flamefit.regressor.training import load_image_regressor
+    from flamefit.fitting.image_regressor import load_image_regressor
 
     with pytest.raises(ValueError, match="no trained image regressor there"):
         load_image_regressor(tmp_path)
@@ -68,11 +69,11 @@ def test_a_wrong_regressor_file_is_one_clear_error(tmp_path):
 def test_the_shipped_regressor_is_for_the_open_model_and_predicts_a_face():
     from flamefit.fitting.dense_embedding import model_sha256
     from flamefit.flame.selection import select_model
-    from flamefit.regressor.options import SHIPPED_MODEL_DIR
-    from flamefit.regressor.training import load_image_regressor
+    from flamefit.fitting.options import SHIPPED_IMAGE_REGRESSOR_DIR
+    from flamefit.fitting.image_regressor import load_image_regressor
 
-    network = load_image_regressor(SHIPPED_MODEL_DIR)
+    network = load_image_regressor(SHIPPED_IMAGE_REGRESSOR_DIR)
     assert network.spec.model_sha256 == model_sha256(select_model(open_model=True).model)
     params = network.predict(torch.full((1, 3, network.spec.resolution, network.spec.resolution), 0.5))
     assert torch.isfinite(params.pose).all() and 4 < float(params.camera[0, 0]) < 20
-    assert (SHIPPED_MODEL_DIR / "training.json").is_file() and (SHIPPED_MODEL_DIR / "training.png").is_file()
+    assert (SHIPPED_IMAGE_REGRESSOR_DIR / "training.json").is_file() and (SHIPPED_IMAGE_REGRESSOR_DIR / "training.png").is_file()

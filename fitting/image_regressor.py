@@ -17,6 +17,7 @@ model's range, the SH light as an offset from white ambient light, the scale as 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -25,6 +26,10 @@ from flamefit.fitting.landmark_regressor import axis_angle_from_rotation, rotati
 from flamefit.fitting.parameters import FitParameters
 from flamefit.flame.pose_layout import GLOBAL, JAW, N_POSE
 from flamefit.renderer.shading import SH_CONSTANT_FACTORS
+
+#: The file a trained regressor is saved in (in its folder), and its format version.
+REGRESSOR_FILE = "regressor.pt"
+FORMAT_VERSION = 1
 
 #: The camera scale a zero output predicts (``OrthographicCameraModel.initial``'s).
 BASE_SCALE = 8.0
@@ -184,3 +189,28 @@ def log_scale_error(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tenso
 
 __all__ = ["RegressorSpec", "ImageRegressor", "parameters_from_outputs", "describe",
            "BASE_SCALE", "log_scale_error"]
+
+
+def load_image_regressor(path: str | Path, device="cpu") -> ImageRegressor:
+    """A trained regressor from ``regressor.pt`` or its folder, in eval mode on ``device``.
+
+    Raises:
+        ValueError: missing, unreadable or of another format (one line saying which).
+    """
+    import pickle
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / REGRESSOR_FILE
+    if not path.is_file():
+        raise ValueError(f"{path}: no trained image regressor there (train one with "
+                         "`flamefit train-regressor --out DIR`)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path}: not a readable regressor file ({error})") from None
+    if not isinstance(payload, dict) or payload.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: a regressor file of another format version; retrain it")
+    network = ImageRegressor(RegressorSpec.from_dict(payload["spec"]))
+    network.load_state_dict(payload["state"])
+    return network.to_device(device).eval()
