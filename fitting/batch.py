@@ -86,18 +86,28 @@ class FitInterrupted(KeyboardInterrupt):
 
 
 def prepare_photo(photo: PlannedPhoto, scene, options: FitOptions) -> PreparedImage:
-    """Step 2 for one photo: :func:`flamefit.fitting.prepare.prepare_image` plus its ``--init``
-    values (``item.init``): another tool's output read unchanged and placed in this photo's crop
-    (:mod:`flamefit.fitting.regressor_outputs`), with notes saying what was found and used.
+    """Step 2 for one photo: :func:`flamefit.fitting.prepare.prepare_image` (on a steep profile
+    the image regressor's landmarks and start, :mod:`flamefit.fitting.profile_landmarks`) plus
+    its ``--init`` values (``item.init``): another tool's output read unchanged and placed in
+    this photo's crop (:mod:`flamefit.fitting.regressor_outputs`), with notes saying what was
+    found and used.
 
     Raises:
         InputError: anything wrong with the photo or one of its per-photo files, in one line.
     """
+    from flamefit.fitting.profile_landmarks import steep_view_refiner
     from flamefit.fitting.regressor_outputs import initial_values, read_regressor_output
 
     item = prepare_image(photo.path, photo.id, resolution=options.resolution,
                          landmarks_path=photo.landmarks, mask_path=photo.mask,
-                         detector=options.detector, face_index=options.face_index)
+                         detector=options.detector, face_index=options.face_index,
+                         steep_view=steep_view_refiner(scene))
+    if item.init is not None:  # a steep view: the image regressor's prediction
+        if init_keyword(options.init) == ZERO_INIT:
+            item.init = None
+            item.notes.append("--init zero: the fit starts from zero, not from the image regressor")
+        elif photo.init is None:
+            item.notes.append("started from the image regressor's prediction (steep view)")
     if photo.init is not None:
         try:
             output = read_regressor_output(photo.init, frame=photo.id)

@@ -89,6 +89,9 @@ class Detection:
         n_faces: how many faces were found in the image.
         notes: human-readable notes, e.g. ``"3 faces found, fitting the largest"``.
         dense: ``(478, 2) float64`` MediaPipe's points (same pixels), or None for other detectors.
+        mesh_presence: MediaPipe's face-presence probability of the mesh (None for other
+            detectors); below :data:`flamefit.fitting.mediapipe_detect.MIN_PRESENCE` the face
+            is a steep view whose points are unreliable (:attr:`steep_view`).
     """
 
     box: np.ndarray
@@ -98,6 +101,15 @@ class Detection:
     n_faces: int
     notes: list[str] = field(default_factory=list)
     dense: np.ndarray | None = None
+    mesh_presence: float | None = None
+
+    @property
+    def steep_view(self) -> bool:
+        """MediaPipe's mesh doubts this face (presence below 0.5) while its face detector found
+        it confidently: a steep profile, whose mesh points are unreliable."""
+        from flamefit.fitting.mediapipe_detect import MIN_PRESENCE
+
+        return self.mesh_presence is not None and self.mesh_presence < MIN_PRESENCE
 
     @property
     def face_size(self) -> float:
@@ -106,8 +118,8 @@ class Detection:
 
 
 def detect_face(rgb: np.ndarray, detector: str = "auto", face_index: int = 0,
-                min_face_size: float = MIN_FACE_SIZE, path: str | Path | None = None
-                ) -> Detection:
+                min_face_size: float = MIN_FACE_SIZE, path: str | Path | None = None,
+                all_profiles: bool = False) -> Detection:
     """Find one face and its 68 landmarks in an image.
 
     Args:
@@ -118,6 +130,10 @@ def detect_face(rgb: np.ndarray, detector: str = "auto", face_index: int = 0,
         face_index: which face to return when there are several, ``0`` being the largest.
         min_face_size: smallest accepted face (landmark extent, px).
         path: the photo's file, only used to name it in error messages.
+        all_profiles: also keep the faces MediaPipe's face detector finds confidently but its
+            mesh cannot place at all (presence below ``MIN_PROFILE_PRESENCE``, full profiles),
+            for a caller that places their points another way
+            (:mod:`flamefit.fitting.profile_landmarks`).
 
     Returns:
         The :class:`Detection`; when several faces were found a note says so.
@@ -127,7 +143,7 @@ def detect_face(rgb: np.ndarray, detector: str = "auto", face_index: int = 0,
         FaceTooSmallError: the chosen face is smaller than ``min_face_size``.
         DetectorUnavailableError: the FAN backend was asked for but cannot run here.
     """
-    faces = detect_faces(rgb, detector=detector, path=path)
+    faces = detect_faces(rgb, detector=detector, path=path, all_profiles=all_profiles)
     n_faces = len(faces)
     if face_index >= n_faces or face_index < 0:
         raise NoFaceError(path, f"face_index {face_index} asked for but only {n_faces} "
@@ -143,8 +159,8 @@ def detect_face(rgb: np.ndarray, detector: str = "auto", face_index: int = 0,
     return chosen
 
 
-def detect_faces(rgb: np.ndarray, detector: str = "auto", path: str | Path | None = None
-                 ) -> list[Detection]:
+def detect_faces(rgb: np.ndarray, detector: str = "auto", path: str | Path | None = None,
+                 all_profiles: bool = False) -> list[Detection]:
     """All faces found in ``rgb`` with their landmarks, largest first (see :func:`detect_face`).
 
     Raises:
@@ -155,7 +171,7 @@ def detect_faces(rgb: np.ndarray, detector: str = "auto", path: str | Path | Non
         raise ValueError(f"detector must be one of {DETECTORS}, not {detector!r}")
     detector = resolve_detector(detector)
     if detector == "mediapipe":
-        return mediapipe_faces(rgb, path)
+        return mediapipe_faces(rgb, path, all_profiles=all_profiles)
     if detector == "fan":
         _fan_weights_path()  # fail early with the clear message, before running dlib
     boxes, scores, name, notes = find_face_boxes(rgb)
@@ -183,9 +199,12 @@ def resolve_detector(detector: str) -> str:
     return "mediapipe" if litert_available() else "dlib"
 
 
-def mediapipe_faces(rgb: np.ndarray, path: str | Path | None = None) -> list[Detection]:
+def mediapipe_faces(rgb: np.ndarray, path: str | Path | None = None, all_profiles: bool = False
+                    ) -> list[Detection]:
     """Faces by MediaPipe: BlazeFace boxes (dlib's when it finds none), 478 points each, 68
-    converted from them; faces whose mesh has a presence below 0.5 are dropped. Largest first.
+    converted from them; faces whose mesh has a presence below 0.5 are dropped unless BlazeFace
+    found them confidently (steep profiles, :attr:`Detection.steep_view`) and the presence is
+    at least ``MIN_PROFILE_PRESENCE`` or ``all_profiles`` is set. Largest first.
 
     Raises:
         NoFaceError: no face found.
@@ -211,14 +230,16 @@ def mediapipe_faces(rgb: np.ndarray, path: str | Path | None = None) -> list[Det
         if found.presence < mp.MIN_PRESENCE:
             # The mesh network doubts steep profiles (presence ~0.02 at 90 degrees of yaw) while
             # BlazeFace still sees them well: trust a confident detection, and say so.
-            if not (candidates and score >= mp.CONFIDENT_DETECTION and found.presence >= mp.MIN_PROFILE_PRESENCE):
+            if not (candidates and score >= mp.CONFIDENT_DETECTION
+                    and (all_profiles or found.presence >= mp.MIN_PROFILE_PRESENCE)):
                 continue
             face_notes.append(f"the face mesh is unsure of this face (presence {found.presence:.2f}, "
                               f"detection {score:.2f}): a steep profile? its points are less accurate")
         landmarks = mp.snap_contour_to_outline(mp.ibug68_from_dense(found.points), found.points)
         box = np.concatenate([found.points.min(axis=0), found.points.max(axis=0)])
         faces.append(Detection(box=box, landmarks=landmarks, score=float(min(score, found.presence)),
-                               detector=name, n_faces=0, notes=face_notes, dense=found.points))
+                               detector=name, n_faces=0, notes=face_notes, dense=found.points,
+                               mesh_presence=found.presence))
     if not faces:
         raise NoFaceError(path, "no face found; use a photo where the face is visible and at "
                                 "least 60 px wide, or pass landmarks")

@@ -37,7 +37,8 @@ class PreparedImage:
         n_faces: faces found in the photo (1 for user landmarks).
         notes: human-readable notes (conversions, several faces, ...).
         init: initial parameter values from ``--init`` (see
-            :func:`flamefit.fitting.parameters.load_initialisation`), or None.
+            :func:`flamefit.fitting.parameters.load_initialisation`), or the image regressor's
+            prediction on a steep profile (``steep_view`` of :func:`prepare_image`), or None.
         dense: ``(478, 2)`` MediaPipe's points in ``image.rgb`` pixels (``--detector
             mediapipe``), or None.
         dense_crop: the same in crop pixels, or None.
@@ -77,6 +78,7 @@ def prepare_image(
     detector: str = "auto",
     face_index: int = 0,
     max_side: int = 2048,
+    steep_view=None,
 ) -> PreparedImage:
     """Load, find the face (or read the given landmarks), crop and estimate skin.
 
@@ -89,6 +91,10 @@ def prepare_image(
         detector: a name of :data:`flamefit.fitting.choices.DETECTORS`.
         face_index: which face when several are found (0 = largest).
         max_side: larger photos are downscaled to this long side (results map back).
+        steep_view: ``refine(rgb, landmarks) -> RegressedLandmarks``
+            (:func:`flamefit.fitting.profile_landmarks.steep_view_refiner`): on a face
+            MediaPipe's mesh doubts (a steep profile), its 68 landmarks and ``init`` replace the
+            mesh's points; None keeps the mesh's points (with a note).
 
     Raises:
         InputError: any problem with the photo, landmarks or mask, with a one-line reason.
@@ -101,15 +107,24 @@ def prepare_image(
     notes = list(image.notes)
     height, width = image.rgb.shape[:2]
     original_hw = tuple(image.original_size)
-    dense = None
+    dense, init = None, None
     if landmarks_path is not None:
         landmarks = image.from_original(load_landmarks(landmarks_path, image_size=original_hw))
         source, n_faces = "user file", 1
     else:
-        detection = detect_face(image.rgb, detector=detector, face_index=face_index, path=path)
+        detection = detect_face(image.rgb, detector=detector, face_index=face_index, path=path,
+                                all_profiles=steep_view is not None)
         landmarks, source, n_faces = detection.landmarks, detection.detector, detection.n_faces
         dense = detection.dense
         notes += detection.notes
+        if steep_view is not None and detection.steep_view:
+            regressed = steep_view(image.rgb, landmarks)
+            landmarks, dense, init = regressed.landmarks, None, regressed.start
+            source = f"{detection.detector} + image regressor"
+            notes.append(f"steep view (face mesh presence {detection.mesh_presence:.2f}): the 68 "
+                         f"landmarks are the image regressor's ({len(regressed.moved)} crops, the "
+                         f"last moved them {regressed.moved[-1]:.1f} px); the mesh's dense points "
+                         "are not used")
     crop, transform = crop_image(image.rgb, landmarks, resolution=resolution)
     landmarks_crop = transform.to_crop(landmarks)
     weight = skin_probability(crop, landmarks_crop) * transform.inside_image_mask((height, width))
@@ -130,6 +145,6 @@ def prepare_image(
     return PreparedImage(
         name=name, image=image, landmarks=landmarks, crop=crop, transform=transform,
         landmarks_crop=landmarks_crop, skin=weight.astype(np.float32), source=source,
-        n_faces=n_faces, notes=notes, dense=dense,
+        n_faces=n_faces, notes=notes, dense=dense, init=init,
         dense_crop=None if dense is None else transform.to_crop(dense),
     )

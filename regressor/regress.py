@@ -191,10 +191,12 @@ def regress_batch(batch, session: RegressSession, out_dir: Path, summary, bar) -
     from flamefit.fitting.prepare import prepare_image
     from flamefit.fitting.batch import record_failure
     from flamefit.fitting.results import base_report
+    from flamefit.fitting.profile_landmarks import steep_view_refiner
 
     network, scene, options, context = session.network, session.scene, session.options, session.context
     started = time.time()
     resolution = network.spec.resolution
+    steep_view = steep_view_refiner(scene, network)  # on steep profiles, crops around its own points
 
     def fail(photo, reason: str) -> None:
         record_failure(summary, out_dir, photo, reason, time.time() - started)
@@ -204,7 +206,7 @@ def regress_batch(batch, session: RegressSession, out_dir: Path, summary, bar) -
         try:
             items.append(prepare_image(photo.path, photo.id, resolution=resolution,
                                        landmarks_path=photo.landmarks, detector=options.detector,
-                                       face_index=options.face_index))
+                                       face_index=options.face_index, steep_view=steep_view))
             planned.append(photo)
         except (InputError, ValueError, OSError) as error:
             fail(photo, str(error))

@@ -172,13 +172,22 @@ class FitService:
 
         with self._detect_lock:
             image = load_image(photo)
-            faces = detect_faces(image.rgb, detector=self.options.detector, path=photo)
+            # Full profiles the face mesh drops are offered when the fit can place their points.
+            faces = detect_faces(image.rgb, detector=self.options.detector, path=photo,
+                                 all_profiles=self._steep_view() is not None)
         boxes = []
         for face in faces:
             corners = image.to_original(np.asarray(face.box, dtype=np.float64).reshape(2, 2))
             boxes.append({"box": [round(float(v), 1) for v in corners.reshape(-1)]})
         height, width = image.original_size
         return boxes, [int(width), int(height)]
+
+    def _steep_view(self):
+        """The image regressor's landmarks for steep profiles (None before the model is loaded
+        or when it has no image regressor; :mod:`flamefit.fitting.profile_landmarks`)."""
+        from flamefit.fitting.profile_landmarks import steep_view_refiner
+
+        return None if self.scene is None else steep_view_refiner(self.scene)
 
     # -- workers ------------------------------------------------------------------------------
 
@@ -217,7 +226,7 @@ class FitService:
         """Prepare, fit and write a batch of jobs; a job that cannot be prepared fails alone."""
         from flamefit.fitting.batch import _initial_parameters, fit_prepared, regressor_start
         from flamefit.fitting.errors import InputError
-        from flamefit.fitting.options import REGRESSOR_INIT
+        from flamefit.fitting.options import REGRESSOR_INIT, ZERO_INIT
         from flamefit.fitting.optimizer import FitConfig
         from flamefit.fitting.prepare import prepare_image
 
@@ -236,7 +245,10 @@ class FitService:
             try:
                 with self._detect_lock:  # the detectors (LiteRT interpreters, dlib) are not thread-safe
                     item = prepare_image(photo, job_id, resolution=options.resolution,
-                                         detector=options.detector, face_index=job.face or 0)
+                                         detector=options.detector, face_index=job.face or 0,
+                                         steep_view=self._steep_view())
+                if self.start_from == ZERO_INIT:
+                    item.init = None  # a steep view's regressor start; zero was asked for
             except (InputError, ValueError, OSError) as error:
                 self._fail(job_id, plain_input_error(error))
                 continue
