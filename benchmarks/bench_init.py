@@ -10,7 +10,9 @@ Parts (``--parts``):
 
 * ``regressor``: the shipped regressor's head rotation from the detected 68 points, and for
   comparison from the exact projected points (with and without detector-like noise): the
-  median angle to the true rotation overall and for |yaw| >= 45 degrees;
+  median angle to the true rotation overall and for |yaw| >= 45 degrees; and ``--init auto``'s
+  start as ``flamefit fit`` makes it (``init_auto_start``: the image regressor's prediction on
+  the steep views the face mesh doubts, the landmark regressor's elsewhere);
 * ``fits``: every detected render fitted from zero (``--iters``, the reference schedule, and
   ``--zero-schedules``) and from the regressor with each schedule of ``--regressor-schedules``,
   in batches of ``--batch`` (the JSON is rewritten after each run): final landmark error (vs the detected points, % of the inter-ocular distance,
@@ -24,7 +26,8 @@ Parts (``--parts``):
 Two machines: the detectors (dlib, LiteRT) run on the CPU, the fits are fastest on a GPU.
 
 * ``--prepare FILE.npz``: render and detect here, write the truth parameters, the occluder
-  boxes, the detected 68 and 478 points and small thumbnails of the crops (about 2 MB);
+  boxes, the detected 68 and 478 points (on steep views the image regressor's 68 and its start,
+  as ``flamefit fit`` uses them) and small thumbnails of the crops (about 2 MB);
 * ``--from-prepared FILE.npz --device cuda``: render the same parameters on the device, check
   the crops against the thumbnails, and run ``--parts`` (the fit path imports torch, numpy,
   scipy and OpenCV only).
@@ -72,7 +75,7 @@ _importable()
 SIZE = 512
 CROP = 224
 THUMB = 28
-PREPARED_VERSION = 1
+PREPARED_VERSION = 2
 FAILURE_PERCENT_IOD = 5.0
 #: A synthetic fit whose head rotation ends further than this from the truth failed (degrees).
 FAILURE_ROTATION_DEG = 15.0
@@ -161,14 +164,21 @@ def open_scene(device, backend: str = "torch"):
 
 
 def prepare(count: int, seed: int, detector: str) -> dict:
-    """Render on the CPU and detect: the arrays of the prepared file."""
+    """Render on the CPU and detect as ``flamefit fit`` does: the arrays of the prepared file.
+
+    ``detected`` holds the 68 points the fit uses: MediaPipe's, or on a steep view (the mesh's
+    presence under 0.5) the image regressor's (:mod:`flamefit.fitting.profile_landmarks`), whose
+    start is kept as ``steep_start_<name>`` (NaN rows elsewhere); ``steep_view`` flags them and
+    ``presence`` is the mesh's face presence (NaN: another detector, or none found)."""
     from tqdm import tqdm
 
     from flamefit.fitting.crop import crop_image
     from flamefit.fitting.detect import detect_face
     from flamefit.fitting.mediapipe_detect import N_DENSE
+    from flamefit.fitting.profile_landmarks import steep_view_refiner
 
     scene = open_scene("cpu")
+    steep_view = steep_view_refiner(scene)
     truth, yaw, pitch, roll, occluded = draw_truth(scene, count, seed)
     images, true_landmarks = render_images(scene, truth, "cpu")
     boxes = occluder_boxes(true_landmarks, occluded)
@@ -176,23 +186,35 @@ def prepare(count: int, seed: int, detector: str) -> dict:
     detected = np.full((count, 68, 2), np.nan, np.float32)
     dense = np.full((count, N_DENSE, 2), np.nan, np.float32)
     thumbs = np.zeros((count, THUMB, THUMB, 3), np.uint8)
+    presence = np.full(count, np.nan, np.float32)
+    steep = np.zeros(count, bool)
+    starts = {key: np.full((count, *value.shape[1:]), np.nan, np.float32)
+              for key, value in scene.initial_parameters(1, "cpu").tensors().items()}
     names = []
     for index in tqdm(range(count), desc="detecting", unit="render"):
         try:
-            found = detect_face(rgb[index], detector=detector)
+            found = detect_face(rgb[index], detector=detector, all_profiles=steep_view is not None)
         except Exception as error:  # noqa: BLE001 - a render without a face is counted
             names.append(f"none: {type(error).__name__}")
             continue
         names.append(found.detector)
-        detected[index] = found.landmarks
-        if found.dense is not None:
-            dense[index] = found.dense
-        thumbs[index] = thumbnail(crop_image(rgb[index], found.landmarks, resolution=CROP)[0])
+        presence[index] = np.nan if found.mesh_presence is None else found.mesh_presence
+        if steep_view is not None and found.steep_view:
+            regressed = steep_view(rgb[index], found.landmarks)
+            detected[index], steep[index] = regressed.landmarks, True
+            for key, value in regressed.start.items():
+                starts[key][index] = value
+        else:
+            detected[index] = found.landmarks
+            if found.dense is not None:
+                dense[index] = found.dense
+        thumbs[index] = thumbnail(crop_image(rgb[index], detected[index], resolution=CROP)[0])
     arrays = {f"truth_{k}": v.numpy() for k, v in truth.tensors().items()}
     arrays.update(version=np.int64(PREPARED_VERSION), seed=np.int64(seed), yaw=yaw, pitch=pitch,
                   roll=roll, occluded=occluded, occluder_boxes=boxes,
                   true_landmarks=true_landmarks.astype(np.float32), detected=detected, dense=dense,
-                  thumbnails=thumbs, detector=np.array(names))
+                  thumbnails=thumbs, detector=np.array(names), presence=presence, steep_view=steep,
+                  **{f"steep_start_{key}": value for key, value in starts.items()})
     return arrays
 
 
@@ -205,7 +227,11 @@ def save_prepared(path: Path, arrays: dict) -> Path:
 def load_prepared(path: Path) -> dict:
     with np.load(path, allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
-    if int(arrays.get("version", -1)) != PREPARED_VERSION:
+    version = int(arrays.get("version", -1))
+    if version == 1:  # before steep views: MediaPipe's points everywhere
+        count = len(arrays["yaw"])
+        arrays.update(presence=np.full(count, np.nan, np.float32), steep_view=np.zeros(count, bool))
+    elif version != PREPARED_VERSION:
         raise SystemExit(f"{path}: prepared by another version of bench_init (want {PREPARED_VERSION})")
     return arrays
 
@@ -234,11 +260,13 @@ def synthetic_inputs(arrays: dict, scene, device) -> SimpleNamespace:
         truth_crop.append(transform.to_crop(true_landmarks[index].astype(np.float64)))
         diffs.append(np.abs(thumbnail(crop).astype(int) - arrays["thumbnails"][index].astype(int)).mean())
     sub = FitParameters(**{k: v[torch.as_tensor(found)] for k, v in truth.tensors().items()})
+    starts = [{key[len("steep_start_"):]: arrays[key][index] for key in arrays if key.startswith("steep_start_")}
+              if arrays["steep_view"][index] else None for index in found]
     return SimpleNamespace(
         index=found, crops=np.stack(crops).astype(np.float32), skin=np.stack(skins).astype(np.float32),
         landmarks_crop=np.stack(landmarks), dense_crop=np.stack(dense), truth_crop=np.stack(truth_crop),
         truth=sub, yaw=arrays["yaw"][found], occluded=arrays["occluded"][found],
-        names=[f"render_{i:03d}" for i in found],
+        names=[f"render_{i:03d}" for i in found], steep_starts=starts,
         check={"renders": len(arrays["yaw"]), "detected": len(found),
                "thumbnail_mean_abs_diff_max": round(float(max(diffs)), 3),
                "thumbnail_mean_abs_diff_median": round(float(np.median(diffs)), 3)})
@@ -282,9 +310,21 @@ def bench_regressor(inputs: SimpleNamespace, path: Path | None = None) -> dict:
     generator = np.random.default_rng(0)
     size = np.ptp(inputs.truth_crop, axis=1).max(axis=1)
     noisy = inputs.truth_crop + generator.normal(size=inputs.truth_crop.shape) * 0.01 * size[:, None, None]
+    from_detected = regressor_rotation_errors(regressor, inputs.landmarks_crop, pose)
+    # --init auto's start as `flamefit fit` makes it: the image regressor's on steep views
+    steep = np.array([start is not None for start in inputs.steep_starts])
+    auto = from_detected.copy()
+    if steep.any():
+        from flamefit.flame.lbs import batch_rodrigues
+
+        predicted = np.stack([inputs.steep_starts[i]["pose"][:3] for i in np.flatnonzero(steep)])
+        auto[steep] = rotation_error_deg(batch_rodrigues(torch.tensor(predicted).float()),
+                                         batch_rodrigues(pose[torch.as_tensor(np.flatnonzero(steep)), :3].float().cpu())).numpy()
     result = {"renders": int(len(inputs.index)),
-              "from_detected": _medians(regressor_rotation_errors(regressor, inputs.landmarks_crop, pose),
-                                        inputs.yaw, inputs.occluded),
+              "from_detected": _medians(from_detected, inputs.yaw, inputs.occluded),
+              "init_auto_start": {**_medians(auto, inputs.yaw, inputs.occluded), "steep_views": int(steep.sum()),
+                                  "steep_view_yaws": [round(float(y)) for y in inputs.yaw[steep]],
+                                  "steep_view_errors_deg": [round(float(e), 2) for e in auto[steep]]},
               "from_true_points": _medians(regressor_rotation_errors(regressor, inputs.truth_crop, pose),
                                            inputs.yaw, inputs.occluded),
               "from_true_points_noise_1_percent": _medians(regressor_rotation_errors(regressor, noisy, pose),
@@ -321,7 +361,10 @@ def run_fits(scene, inputs: SimpleNamespace, start: str, iters: tuple[int, int],
     for first in range(0, len(inputs.crops), batch):
         part = slice(first, min(len(inputs.crops), first + batch))
         n = part.stop - part.start
-        items = [SimpleNamespace(init=None, notes=[], landmarks_crop=inputs.landmarks_crop[i],
+        # Like `flamefit fit`: a steep view starts from the image regressor's prediction, unless
+        # the zero start was asked for; the others from the landmark regressor's.
+        items = [SimpleNamespace(init=inputs.steep_starts[i] if start == "regressor" else None, notes=[],
+                                 landmarks_crop=inputs.landmarks_crop[i],
                                  landmarks_screen=index_to_screen(inputs.landmarks_crop[i]))
                  for i in range(part.start, part.stop)]
         images = torch.tensor(inputs.crops[part], device=device).permute(0, 3, 1, 2)
@@ -512,7 +555,8 @@ def photo_inputs(folder: Path, detector: str) -> SimpleNamespace:
         skin=np.stack([it.skin for it in items]).astype(np.float32),
         landmarks_crop=np.stack([it.landmarks_crop for it in items]),
         dense_crop=np.stack([missing if it.dense_crop is None else it.dense_crop for it in items]),
-        truth_crop=None, truth=None, yaw=None, occluded=None, names=[it.name for it in items])
+        truth_crop=None, truth=None, yaw=None, occluded=None, names=[it.name for it in items],
+        steep_starts=[it.init for it in items])
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -530,6 +574,8 @@ def main(argv: list[str] | None = None) -> Path | None:
                         help="render and detect, write FILE.npz and stop")
     parser.add_argument("--from-prepared", type=Path, default=None, metavar="FILE.npz")
     parser.add_argument("--limit", type=int, default=None, help="use the first N detected renders only")
+    parser.add_argument("--min-yaw", type=float, default=None, metavar="DEG",
+                        help="use the detected renders turned at least DEG (either side) only")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--batch", type=int, default=200, help="fits per batch (the photos part fits one at a time)")
@@ -563,11 +609,15 @@ def main(argv: list[str] | None = None) -> Path | None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if parts & {"regressor", "fits"}:
         inputs = synthetic_inputs(arrays, scene, device)
-        if args.limit:
-            keep = slice(0, args.limit)
-            inputs = SimpleNamespace(**{k: (v[keep] if isinstance(v, (np.ndarray, list)) else v)
+        if args.limit or args.min_yaw is not None:
+            keep = np.arange(len(inputs.crops))
+            if args.min_yaw is not None:
+                keep = keep[np.abs(inputs.yaw) >= args.min_yaw]
+            keep = keep[:args.limit] if args.limit else keep
+            inputs = SimpleNamespace(**{k: (v[keep] if isinstance(v, np.ndarray) else
+                                            [v[i] for i in keep] if isinstance(v, list) else v)
                                         for k, v in vars(inputs).items()})
-            inputs.truth = type(inputs.truth)(**{k: v[keep] for k, v in inputs.truth.tensors().items()})
+            inputs.truth = type(inputs.truth)(**{k: v[torch.as_tensor(keep)] for k, v in inputs.truth.tensors().items()})
         result["synthetic"] = {**inputs.check, "used": len(inputs.crops),
                                "yaw_45_90": int((np.abs(inputs.yaw) >= 45).sum()),
                                "occluded": int(inputs.occluded.sum())}

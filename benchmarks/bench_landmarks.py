@@ -170,6 +170,11 @@ def synthetic_set(folder: Path, count: int, seed: int = 0) -> list[float]:
     return [float(y) for y in yaws]
 
 
+def _report(folder: Path) -> dict:
+    path = folder / "report.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def bench_synthetic(work: Path, count: int, iters: tuple[int, int]) -> dict:
     from flamefit.fitting.evaluation import evaluate_results
 
@@ -186,7 +191,8 @@ def bench_synthetic(work: Path, count: int, iters: tuple[int, int]) -> dict:
         for record in evaluation.records:
             yaw = yaws[int(record.id.split("_")[1])]
             per_yaw[f"{yaw:+.0f}"] = record.status if record.status != "evaluated" else {
-                key: round(record.nme[key], 2) for key in ("iod_detected", "iod_fitted", "box_detected", "box_fitted")}
+                **{key: round(record.nme[key], 2) for key in ("iod_detected", "iod_fitted", "box_detected", "box_fitted")},
+                "source": _report(work / f"synthetic_{detector}" / record.id).get("landmarks_source")}
         out[detector] = {
             "fitted": fits["fitted"], "failed": fits["failed"],
             "nme_iod_detected_median": summary["detected"]["nme_iod"].get("median"),

@@ -236,12 +236,14 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
     from flamefit.fitting.batch import fit_prepared
     from flamefit.fitting.optimizer import FitConfig
     from flamefit.fitting.prepare import prepare_image
+    from flamefit.fitting.profile_landmarks import steep_view_refiner
     from flamefit.texture_space.unwrap import unwrap_photos
 
     device = next(scene.buffers()).device
     config = FitConfig(resolution=options.fit_resolution, rigid_steps=options.iters[0],
                        full_steps=options.iters[1], texture_offset=True)
     crop_size = options.unwrap_crop or max(options.resolution, options.fit_resolution)
+    steep_view = steep_view_refiner(scene)  # the image regressor's landmarks on steep profiles
     todo = [(path, name) for path, name in photos if read_json(folder.photo_record(round_index, name)) is None]
     bar = tqdm(total=len(todo), desc=f"round {round_index}: " + ("unwrap fits" if fits is not None and round_index == 0
                                                                   else "fit + unwrap"),
@@ -281,7 +283,7 @@ def _fit_and_unwrap_round(folder, model, scene, options, round_index, photos, on
                     path, name, resolution=options.fit_resolution,
                     landmarks_path=_landmarks_path(folder, options, path, name),
                     mask_path=side_file("mask", options.mask, Photo(name, path, path.parent), 2),
-                    detector=options.detector,
+                    detector=options.detector, steep_view=steep_view,  # landmarks only: starts are the rounds'
                 )
             except (InputError, ValueError, OSError) as error:
                 finish(name, {"status": "skipped", "stage": "prepare", "reason": str(error), "input": str(path)})
