@@ -11,7 +11,7 @@
   are the targets), the landmark regressor's start vs zero, fitted by ``bench_init.run_fits``
   (the trace to the detected and to the true points, rotation and face errors); summarised as
   ``bench_init.py`` does, including the ground-truth reading;
-* ``image``: the first N of ``bench_regressor.py``'s held-out renders (the true 68 points are
+* ``image``: the first N (or ``A:B``) of ``bench_regressor.py``'s held-out renders (the true 68 points are
   the targets), the image regressor's start vs zero, fitted by
   ``bench_regressor.fit_with_curve``: final landmark error, face error, and the steps to come
   within 1 % of the ``zero_200_800`` run's final error on each render.
@@ -58,7 +58,7 @@ def sweep_landmarks(first: int, last: int, runs: dict, out: Path, saved: dict) -
     return bi.summarise(done, inputs.yaw, REFERENCE)
 
 
-def sweep_image(count: int, runs: dict, out: Path, saved: dict) -> dict:
+def sweep_image(first: int, last: int, runs: dict, out: Path, saved: dict) -> dict:
     import bench_regressor as br
     from flamefit.fitting.optimizer import FitConfig
     from flamefit.fitting.synthetic import face_vertex_error_mm
@@ -72,7 +72,11 @@ def sweep_image(count: int, runs: dict, out: Path, saved: dict) -> dict:
     network = load_image_regressor(SHIPPED_IMAGE_REGRESSOR_DIR, device)
     resolution = network.spec.resolution
     sample = SyntheticFaceSampler(scene, resolution, background_bank(device, seed=1)).sample(
-        count, _step_generator(7, 0, "benchmark"))  # bench_regressor's held-out stream
+        last, _step_generator(7, 0, "benchmark"))  # bench_regressor's held-out stream
+    keep = slice(first, last)
+    sample = type(sample)(images=sample.images[keep], landmarks_px=sample.landmarks_px[keep],
+                          occluded=sample.occluded[keep], yaw_deg=sample.yaw_deg[keep],
+                          truth=type(sample.truth)(**{k: v[keep] for k, v in sample.truth.tensors().items()}))
     with torch.no_grad():
         predicted = network.predict(sample.images)
         skin = scene.render(sample.truth, resolution).face_mask
@@ -109,7 +113,7 @@ def sweep_image(count: int, runs: dict, out: Path, saved: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("part", choices=("landmarks", "image"))
-    parser.add_argument("--renders", required=True, help="landmarks: A:B of the prepared set; image: N")
+    parser.add_argument("--renders", required=True, help="landmarks: A:B of the prepared set; image: N (the first N) or A:B")
     parser.add_argument("--runs", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="the runs' raw traces (resumable)")
     parser.add_argument("--summary", type=Path, default=None, help="default: OUT with _summary")
@@ -124,7 +128,8 @@ def main() -> None:
         first, last = (int(x) for x in args.renders.split(":"))
         summary = sweep_landmarks(first, last, runs, args.out, saved)
     else:
-        summary = sweep_image(int(args.renders), runs, args.out, saved)
+        first, last = (int(x) for x in args.renders.split(":")) if ":" in args.renders else (0, int(args.renders))
+        summary = sweep_image(first, last, runs, args.out, saved)
     result = {"machine": machine("cpu"), "part": args.part, "renders": args.renders, "summary": summary}
     path = args.summary or args.out.with_name(args.out.stem + "_summary.json")
     path.write_text(json.dumps(result, indent=1) + "\n")
