@@ -95,13 +95,13 @@ def prepare_photo(photo: PlannedPhoto, scene, options: FitOptions) -> PreparedIm
     Raises:
         InputError: anything wrong with the photo or one of its per-photo files, in one line.
     """
-    from flamefit.fitting.profile_landmarks import steep_view_refiner
+    from flamefit.fitting.profile_landmarks import image_regressor_for, steep_view_refiner
     from flamefit.fitting.regressor_outputs import initial_values, read_regressor_output
 
     item = prepare_image(photo.path, photo.id, resolution=options.resolution,
                          landmarks_path=photo.landmarks, mask_path=photo.mask,
                          detector=options.detector, face_index=options.face_index,
-                         steep_view=steep_view_refiner(scene))
+                         steep_view=steep_view_refiner(scene, image_regressor_for(scene, options.image_regressor)))
     if item.init is not None:  # a steep view: the image regressor's prediction
         if init_keyword(options.init) == ZERO_INIT:
             item.init = None
@@ -369,7 +369,7 @@ def start_session(options: FitOptions, device) -> FitSession:
     and a scale-out worker (:mod:`flamefit.scale`) once per process.
 
     Raises:
-        UsageError: a bad ``--shape-prior``.
+        UsageError: a bad ``--shape-prior`` or ``--image-regressor``.
         flamefit.flame.errors.ModelFileError: no usable head model.
     """
     from flamefit.fitting.detect import resolve_detector
@@ -377,6 +377,13 @@ def start_session(options: FitOptions, device) -> FitSession:
 
     files, backend, scene = _load_scene(options, device)
     shape_mean, prior = _shape_prior(options, scene)
+    if options.image_regressor is not None:
+        from flamefit.fitting.profile_landmarks import image_regressor_for
+
+        try:  # checked once, before any photo
+            image_regressor_for(scene, options.image_regressor)
+        except ValueError as error:
+            raise UsageError(f"--image-regressor: {error}") from None
     start, described = fit_start(scene, options.init)
     schedule = resolve_schedule(options.rigid_steps, options.full_steps, start)
     rigid_steps, full_steps = schedule.steps

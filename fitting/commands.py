@@ -24,7 +24,8 @@ def fit_options(args: argparse.Namespace) -> FitOptions:
         rigid_steps=args.iters[0] if args.iters else None,
         full_steps=args.iters[1] if args.iters else None, camera=args.camera,
         flame_dir=args.flame_dir, open_model=args.open_model, landmarks=args.landmarks,
-        mask=args.mask, init=args.init, shape_prior=args.shape_prior, detector=args.detector, face_index=args.face,
+        mask=args.mask, init=args.init, shape_prior=args.shape_prior, detector=args.detector,
+        image_regressor=args.image_regressor, face_index=args.face,
         texture_space=args.texture_space, texture_offset=args.texture_offset, gif=args.gif,
         outputs=args.outputs,
         overwrite=args.overwrite, on_changed=args.changed_photos,
@@ -182,6 +183,11 @@ def register(subparsers, shared) -> None:
                           "prior centred on it instead of 0): MICA's identity.npy or any --init "
                           "file with shape coefficients (FLAME's need FLAME as the model)")
     shared.detector(fit, d.detector)
+    fit.add_argument("--image-regressor", type=Path, default=None, metavar="DIR",
+                     help="on steep profiles (faces MediaPipe's face mesh doubts) take the 68 "
+                          "landmarks and the start from this image regressor, a `flamefit "
+                          "train-regressor` output for the model in use (default: the shipped one "
+                          "for the open model; other models keep the mesh's points)")
     fit.add_argument("--face", type=int, default=d.face_index, metavar="N",
                      help="which face when a photo shows several: 0 = the largest (default), "
                           "1 = the next largest, ...")

@@ -107,6 +107,10 @@ class FitOptions:
             format): every photo's shape starts there and is pulled toward it (a Gaussian prior
             centred on it instead of 0).
         detector: a name of :data:`flamefit.fitting.choices.DETECTORS`.
+        image_regressor: the image regressor whose landmarks and start replace the face mesh's
+            on steep profiles (:mod:`flamefit.fitting.profile_landmarks`): a ``flamefit
+            train-regressor`` output folder for the model in use; None: the shipped one when it
+            was trained for the model (the open model), else the mesh's points.
         face_index: which face when a photo shows several (0 = the largest).
         texture_space: an albedo space (``FLAME_texture.npz`` layout) instead of the model's.
         texture_offset: also fit a smooth per-texel albedo offset.
@@ -133,6 +137,7 @@ class FitOptions:
     init: Path | str | None = AUTO_INIT
     shape_prior: Path | None = None
     detector: str = "auto"
+    image_regressor: Path | None = None
     face_index: int = 0
     texture_space: Path | None = None
     texture_offset: bool = False

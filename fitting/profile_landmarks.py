@@ -54,31 +54,42 @@ class RegressedLandmarks:
     moved: list[float] = field(default_factory=list)
 
 
-#: (model file, device) -> the image regressor for that model on that device, or None.
-_NETWORKS: dict[tuple[str, str], object] = {}
+#: (model file, device, regressor given) -> the image regressor on that device, or None.
+_NETWORKS: dict[tuple[str, str, str], object] = {}
 
 
-def image_regressor_for(scene):
-    """The image regressor trained for ``scene``'s model file (the shipped one is the open
-    model's) on the scene's device in eval mode, or None when there is none. Loaded once per
-    model file and device."""
+def image_regressor_for(scene, path=None):
+    """The image regressor for ``scene``'s model file on the scene's device in eval mode:
+    ``path`` (a ``flamefit train-regressor`` output folder or its ``regressor.pt``), else the
+    shipped one when it was trained for this model (the open model), else None. Loaded once per
+    model file, device and path.
+
+    Raises:
+        ValueError: ``path`` is not a regressor, or was trained for another model (one line).
+    """
     if getattr(scene, "model_file", None) is None:
         return None
-    key = (str(scene.model_file), str(_device(scene)))
+    key = (str(scene.model_file), str(_device(scene)), str(path))
     if key not in _NETWORKS:
-        _NETWORKS[key] = _load_for(scene)
+        _NETWORKS[key] = _load_for(scene, path)
     return _NETWORKS[key]
 
 
-def _load_for(scene):
+def _load_for(scene, path):
     from flamefit.fitting.dense_embedding import model_sha256
     from flamefit.fitting.image_regressor import REGRESSOR_FILE, load_image_regressor
     from flamefit.fitting.options import SHIPPED_IMAGE_REGRESSOR_DIR
 
-    if not (SHIPPED_IMAGE_REGRESSOR_DIR / REGRESSOR_FILE).is_file():
+    if path is None and not (SHIPPED_IMAGE_REGRESSOR_DIR / REGRESSOR_FILE).is_file():
         return None
-    network = load_image_regressor(SHIPPED_IMAGE_REGRESSOR_DIR, _device(scene))
-    return network if network.spec.model_sha256 == model_sha256(scene.model_file) else None
+    network = load_image_regressor(path or SHIPPED_IMAGE_REGRESSOR_DIR, _device(scene))
+    if network.spec.model_sha256 == model_sha256(scene.model_file):
+        return network
+    if path is not None:
+        raise ValueError(f"{path}: trained for another head model "
+                         f"({network.spec.model_description or network.spec.model_sha256[:12]}), not "
+                         f"{scene.model_file}; train one for this model with `flamefit train-regressor`")
+    return None
 
 
 def _device(scene) -> torch.device:

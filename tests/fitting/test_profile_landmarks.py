@@ -137,3 +137,16 @@ def test_fit_starts_a_profile_from_the_regressor_unless_zero_is_asked(scene, pro
         assert report["landmarks_source"] == "mediapipe + image regressor"
         started = any("started from the image regressor" in note for note in report["notes"])
         assert started == (init == "auto")
+
+
+def test_an_image_regressor_given_for_another_model_is_one_clear_usage_error(demo_head_dir, scene):
+    from flamefit.fitting.batch import start_session
+    from flamefit.fitting.options import SHIPPED_IMAGE_REGRESSOR_DIR, FitOptions
+    from flamefit.utils import UsageError
+
+    assert image_regressor_for(scene, SHIPPED_IMAGE_REGRESSOR_DIR) is not None  # the right model: used
+    with pytest.raises(UsageError, match="--image-regressor: .*another head model"):
+        start_session(FitOptions(device="cpu", flame_dir=demo_head_dir,
+                                 image_regressor=SHIPPED_IMAGE_REGRESSOR_DIR), "cpu")
+    with pytest.raises(UsageError, match="--image-regressor: .*no trained image regressor"):
+        start_session(FitOptions(device="cpu", open_model=True, image_regressor=demo_head_dir), "cpu")
