@@ -1,11 +1,11 @@
 """Landmarks of steep profiles from the image regressor, where MediaPipe's face mesh gives up.
 
-MediaPipe's face mesh was trained on faces turned at most about 60 degrees: at 80-90 degrees of
-yaw its face-presence drops below 0.5 (0.35 at 80, 0.00 at 90 on renders of the open model)
-and its points land 14-31 % of the face box off, while BlazeFace still finds the face
-confidently (~0.8). The image regressor (:mod:`flamefit.fitting.image_regressor`) was trained on
+MediaPipe's face mesh does not follow faces turned beyond about 75 degrees: on renders of the
+open model at 80-90 degrees of yaw its face presence drops below 0.5 (0.01-0.35 at 80,
+0.00-0.10 at 90) and its points land 14-31 % of the face box off, while BlazeFace still finds
+the face confidently (~0.8). The image regressor (:mod:`flamefit.fitting.image_regressor`) was trained on
 renders with yaw up to 90 degrees, so on those faces its projected 68 landmarks are the better
-evidence (5 % of the box at 80-90 degrees on the same renders).
+evidence (3.5-5.7 % of the box at 80-90 degrees on the same renders).
 
 Its input is the fit's crop around the 68 landmarks (:func:`flamefit.fitting.crop.crop_image`),
 which the mesh's points place badly on a profile, so it runs in passes: each pass crops around
