@@ -387,9 +387,7 @@ def start_session(options: FitOptions, device) -> FitSession:
     start, described = fit_start(scene, options.init)
     schedule = resolve_schedule(options.rigid_steps, options.full_steps, start)
     rigid_steps, full_steps = schedule.steps
-    config = FitConfig(resolution=options.resolution, rigid_steps=rigid_steps,
-                       full_steps=full_steps, full_lr=schedule.full_lr,
-                       final_lr_fraction=schedule.final_lr_fraction,
+    config = FitConfig(resolution=options.resolution, **schedule.config_fields(),
                        texture_offset=options.texture_offset, shape_prior_mean=shape_mean)
     context = {"model": files.describe(), "device": str(device), "backend": backend,
                "camera": options.camera, "resolution": options.resolution,

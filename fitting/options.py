@@ -31,16 +31,25 @@ class Schedule:
         full_lr: the full stage's learning rate at its first step.
         final_lr_fraction: each stage's learning rate at its last step as a fraction of its
             first (a half cosine in between; 1: constant).
+        start_rotation_prior: weight of a prior that keeps the head's rotation near the start's
+            (0: none); for starts that are estimates of the pose (a regressor's).
     """
 
     rigid_steps: int
     full_steps: int
     full_lr: float = 0.005
     final_lr_fraction: float = 1.0
+    start_rotation_prior: float = 0.0
 
     @property
     def steps(self) -> tuple[int, int]:
         return self.rigid_steps, self.full_steps
+
+    def config_fields(self) -> dict:
+        """The :class:`flamefit.fitting.optimizer.FitConfig` fields this schedule sets."""
+        from dataclasses import asdict
+
+        return asdict(self)
 
 
 #: From zero or another tool's output: the reference implementation's schedule (Adam at a
@@ -48,7 +57,7 @@ class Schedule:
 REFERENCE_SCHEDULE = Schedule(200, 800)
 #: From the landmark regressor's start; chosen with ``benchmarks/bench_init.py`` (why:
 #: :class:`FitOptions`).
-REGRESSOR_SCHEDULE = Schedule(50, 200)
+REGRESSOR_SCHEDULE = Schedule(50, 200, start_rotation_prior=1.0)
 #: From a flamefit result (``flamefit regress``'s image regressor, or an earlier fit): no rigid
 #: stage and a shorter full stage at a higher learning rate that decays; chosen with
 #: ``benchmarks/bench_regressor.py`` (figures in ``benchmarks/README.md``, "Image regressor").
@@ -77,6 +86,19 @@ class FitOptions:
     regressor's start (15.5 vs 7.4 degrees median; 8 vs 3 renders over 15 degrees): the
     regressor's start is what makes a short schedule safe. Photos: see
     ``benchmarks/README.md``.
+
+    The regressor's schedule also keeps the head's rotation near the start's
+    (``start_rotation_prior`` 1.0; :class:`flamefit.fitting.optimizer.FitConfig`). With shape and
+    expression free the points fix the rotation only loosely (a render's exact points are
+    matched to 0.2 px by a head turned 7 degrees from the truth), so without it the fits
+    followed the detector's bias at steep yaw: on 65 renders at yaw 45-90 (CPU,
+    ``bench_init.py --min-yaw 45``) they ended 6.25 degrees (median) from the true rotation,
+    further than their start (4.17), with 10 over 15 degrees like the zero start's. With it:
+    3.75 degrees and 5 over 15 (zero: 6.75, 10); on 40 renders under 45 degrees 4.10 -> 3.36,
+    with slightly lower true-point and face errors; weights 0.3 and 3 did worse (8 over 15;
+    4.15 degrees). The price: on the nine photos the distance to MediaPipe's points rose from
+    2.05 to 2.10 % IOD (median), and a start more than about 10 degrees off is only partly
+    corrected, even by exact points.
 
     From flamefit's own results (``--init OUT`` of ``flamefit regress`` or of an earlier fit)
     it is 0 + 250 at a learning rate of 0.02 decaying to 0.001 (:data:`RESULT_SCHEDULE`),

@@ -256,9 +256,7 @@ class FitService:
             items.append(item)
         if not items:
             return
-        config = FitConfig(resolution=options.resolution, rigid_steps=self.steps[0],
-                           full_steps=self.steps[1], full_lr=self.schedule.full_lr,
-                           final_lr_fraction=self.schedule.final_lr_fraction)
+        config = FitConfig(resolution=options.resolution, **self.schedule.config_fields())
         hook = _ProgressHook(self.store, self.scene, [job.id for job in jobs], items, options.resolution)
         try:
             if self.start_from == REGRESSOR_INIT:

@@ -297,9 +297,11 @@ def test_init_auto_is_the_default_and_zero_stays_possible(astronaut_path, tmp_pa
     session = start_session(FitOptions(device="cpu", open_model=True), "cpu")
     assert (session.config.rigid_steps, session.config.full_steps) == REGRESSOR_STEPS
     assert session.context["schedule"] == list(REGRESSOR_STEPS)
+    assert session.config.start_rotation_prior > 0  # the regressor's pose is kept near
     session = start_session(FitOptions(device="cpu", open_model=True, init="zero"), "cpu")
     assert (session.config.rigid_steps, session.config.full_steps) == (200, 800)
     assert (session.config.full_lr, session.config.final_lr_fraction) == (0.005, 1.0)
+    assert session.config.start_rotation_prior == 0
     # a fit refining flamefit's own result (regress's, here the auto fit's) gets the refinement
     # schedule: no rigid stage, a higher learning rate that decays
     from flamefit.fitting.options import RESULT_SCHEDULE
