@@ -356,7 +356,13 @@ def run_fits(scene, inputs: SimpleNamespace, start: str, iters: tuple[int, int],
     from flamefit.flame.lbs import batch_rodrigues
     from flamefit.renderer.pixel_frames import index_to_screen
 
-    config = FitConfig(resolution=CROP, rigid_steps=iters[0], full_steps=iters[1], **(config_fields or {}))
+    fields = {}
+    if start == "regressor":  # the regressor schedule's learning rate and rotation prior
+        from flamefit.fitting.options import REGRESSOR_SCHEDULE
+
+        fields = {k: v for k, v in REGRESSOR_SCHEDULE.config_fields().items() if not k.endswith("_steps")}
+    fields.update(config_fields or {})
+    config = FitConfig(resolution=CROP, rigid_steps=iters[0], full_steps=iters[1], **fields)
     rows = []
     for first in range(0, len(inputs.crops), batch):
         part = slice(first, min(len(inputs.crops), first + batch))
@@ -498,15 +504,17 @@ def summarise(runs: dict[str, list[dict]], yaw: np.ndarray | None, reference: st
 
 def bench_fits(scene, inputs: SimpleNamespace, iters: tuple[int, int], schedules: list[tuple[int, int]],
                batch: int, device, zero_schedules: list[tuple[int, int]] = (),
-               saved: Callable[[dict], None] | None = None) -> dict:
+               saved: Callable[[dict], None] | None = None, regressor_fields: dict | None = None) -> dict:
     """The zero start with ``iters`` (the reference) and ``zero_schedules``, the regressor's
-    start with ``schedules``; ``saved`` gets the figures so far after each run (a run cut off
+    start with ``schedules`` (and ``regressor_fields`` over the regressor schedule's
+    :class:`FitConfig` fields); ``saved`` gets the figures so far after each run (a run cut off
     by a time limit keeps the runs before it)."""
     runs = {}
     reference = f"zero_{iters[0]}_{iters[1]}"
     for start, plan in [("zero", [iters, *zero_schedules]), ("regressor", schedules)]:
         for steps in plan:
-            runs[f"{start}_{steps[0]}_{steps[1]}"] = run_fits(scene, inputs, start, steps, batch, device)
+            fields = regressor_fields if start == "regressor" else None
+            runs[f"{start}_{steps[0]}_{steps[1]}"] = run_fits(scene, inputs, start, steps, batch, device, fields)
             if saved is not None:
                 saved(_fit_figures(runs, reference, inputs, batch))
     return _fit_figures(runs, reference, inputs, batch)
@@ -583,6 +591,9 @@ def main(argv: list[str] | None = None) -> Path | None:
     parser.add_argument("--regressor-schedules", default="50,800;50,300;50,200",
                         help="the regressor start's schedules, RIGID,FULL;...")
     parser.add_argument("--zero-schedules", default="", help="more schedules for the zero start")
+    parser.add_argument("--start-rotation-prior", type=float, default=None, metavar="W",
+                        help="the regressor start's rotation prior (default: flamefit fit's, "
+                             "REGRESSOR_SCHEDULE; 0 turns it off)")
     parser.add_argument("--photos", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "photos")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--regressor", type=Path, default=None,
@@ -599,6 +610,7 @@ def main(argv: list[str] | None = None) -> Path | None:
               f"{int(np.isfinite(arrays['detected']).all(axis=(1, 2)).sum())} of {args.renders} detected)")
         return path
     parts = set(args.parts.split(","))
+    regressor_fields = None if args.start_rotation_prior is None else {"start_rotation_prior": args.start_rotation_prior}
     arrays = None
     if parts & {"regressor", "fits"}:
         arrays = load_prepared(args.from_prepared) if args.from_prepared else prepare(args.renders, args.seed, args.detector)
@@ -628,12 +640,13 @@ def main(argv: list[str] | None = None) -> Path | None:
         if "fits" in parts:
             result["fits"] = bench_fits(scene, inputs, _pairs(args.iters)[0], _pairs(args.regressor_schedules),
                                         args.batch, device, _pairs(args.zero_schedules),
-                                        _writer(out, result, "fits"))
+                                        _writer(out, result, "fits"), regressor_fields)
             print(json.dumps(result["fits"]["summary"], indent=1))
     if "photos" in parts:
         inputs = photo_inputs(args.photos, args.detector)
         result["photos"] = bench_fits(scene, inputs, _pairs(args.iters)[0], _pairs(args.regressor_schedules),
-                                      1, device, _pairs(args.zero_schedules), _writer(out, result, "photos"))
+                                      1, device, _pairs(args.zero_schedules), _writer(out, result, "photos"),
+                                      regressor_fields)
         print(json.dumps(result["photos"]["summary"], indent=1))
     result["seconds"] = round(time.time() - started, 1)
     out.write_text(json.dumps(result, indent=1) + "\n")
