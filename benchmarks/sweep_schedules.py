@@ -5,7 +5,10 @@
     python benchmarks/sweep_schedules.py image --renders 16 --runs RUNS.json --out OUT.json
 
 ``RUNS.json`` maps a run name to ``{"start": "zero"|"regressor", "iters": [RIGID, FULL],
-"config": {FitConfig fields, e.g. "full_lr": 0.02, "final_lr_fraction": 0.05}}``.
+"config": {FitConfig fields, e.g. "full_lr": 0.02, "final_lr_fraction": 0.05}}``. In the
+``landmarks`` part a regressor run starts from ``flamefit fit``'s regressor schedule (its
+learning rate and rotation prior, ``REGRESSOR_SCHEDULE``) and ``config`` overrides it
+(``"start_rotation_prior": 0`` for the fit without the prior).
 
 * ``landmarks``: renders ``A:B`` of ``bench_init.py``'s prepared set (the MediaPipe detections
   are the targets), the landmark regressor's start vs zero, fitted by ``bench_init.run_fits``
