@@ -69,6 +69,27 @@ class FitConfig:
     further from the true rotation than the regressor's start (figures in
     :mod:`flamefit.fitting.options`).
 
+    ``even_camera_steps`` (on by default) takes the camera's optimiser steps in units where each
+    of its parameters moves the image alike (:meth:`HeadScene.camera_step_scale`): a step of the
+    learning rate shifts the face by that fraction of half the crop or scales it by that
+    fraction. Adam moves every parameter by about its learning rate whatever its units, and the
+    camera's translation is in metres: raw steps of 0.005-0.02 threw the face 6-26 px (at 224²)
+    per step, and the fit spent its steps recovering: from zero, 1000 steps ended 0.599 px from
+    the true landmarks instead of 0.402 (median of 32 renders; ``benchmarks/README.md``, "Even
+    camera steps"). ``False`` restores the raw steps, for comparisons.
+
+    ``shape_lr_factor`` and ``expression_lr_factor`` multiply the full stage's learning rate for
+    the identity and expression coefficients (1: the reference's one rate). A step of 0.02 on
+    every identity coefficient moves the landmarks ~0.1 px, on the pose's ~5 px, so at one rate
+    the face's shape is the last thing to settle. The refinement of a start whose pose is right
+    (a flamefit result; :data:`flamefit.fitting.options.RESULT_SCHEDULE`) uses 8 and 4; from
+    zero the faster identity can lock a wrong rigid pose in (figures in
+    :class:`flamefit.fitting.options.FitOptions`).
+
+    ``warmup_steps`` makes each stage's learning rate rise linearly over its first steps (a
+    refinement's higher rate would otherwise throw a good start off at its first steps, when
+    Adam's steps are the learning rate whatever the gradient).
+
     ``shape_prior_mean`` centres the identity prior on a given shape instead of 0 (``flamefit
     fit --shape-prior``, e.g. MICA's identity; as many values as the model's shape
     coefficients), as the trackers that start from MICA do.
@@ -100,6 +121,10 @@ class FitConfig:
     convergence_window: int = 50
     convergence_tol: float = 1e-4
     final_lr_fraction: float = 1.0
+    warmup_steps: int = 0
+    even_camera_steps: bool = True
+    shape_lr_factor: float = 1.0
+    expression_lr_factor: float = 1.0
     start_rotation_prior: float = 0.0
 
 
@@ -155,6 +180,14 @@ def cosine_fraction(step: int, steps: int, final: float) -> float:
     if steps <= 1:
         return 1.0
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * step / (steps - 1)))
+
+
+def learning_rate_fraction(step: int, steps: int, final: float, warmup: int) -> float:
+    """The learning rate of step ``step`` (0-based) of ``steps`` as a fraction of the stage's:
+    a linear rise over the first ``warmup`` steps (``(step + 1) / warmup``) times
+    :func:`cosine_fraction`'s decay to ``final``."""
+    rise = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    return rise * cosine_fraction(step, steps, final)
 
 
 def normalised(points_px: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -249,19 +282,25 @@ def _run_stage(
     progress: Callable[[FitStep], None] | None,
     grad_masks: dict[int, torch.Tensor] | None = None,
     bounds: dict[int, tuple[float, float]] | None = None,
+    step_scales: dict[int, torch.Tensor] | None = None,
 ) -> tuple[_Tracker, int]:
-    """Run one stage; ``grad_masks`` maps ``id(tensor)`` to a 0/1 mask of entries it may move,
-    ``bounds`` maps ``id(tensor)`` to the range each step projects its entries back into."""
+    """Run one stage. These map ``id(tensor)`` to: ``grad_masks``, a 0/1 mask of the entries it
+    may move; ``bounds``, the range each step projects its entries back into; ``step_scales``,
+    a per-entry factor on each of Adam's steps (a per-entry learning rate: Adam's step does not
+    depend on the gradient's scale, so the parameter's units set it)."""
     bounds = bounds or {}
     grad_masks = grad_masks or {}
+    step_scales = step_scales or {}
+    tensors = [tensor for group in groups for tensor in group["params"]]
     optimiser = torch.optim.Adam(groups)
     base_lr = [group["lr"] for group in optimiser.param_groups]
     tracker = _Tracker(params, offset, config.convergence_window, config.convergence_tol)
     ran = 0
     for step in range(steps):
-        if config.final_lr_fraction != 1.0:
+        if config.final_lr_fraction != 1.0 or config.warmup_steps > 0:
+            fraction = learning_rate_fraction(step, steps, config.final_lr_fraction, config.warmup_steps)
             for group, lr in zip(optimiser.param_groups, base_lr):
-                group["lr"] = lr * cosine_fraction(step, steps, config.final_lr_fraction)
+                group["lr"] = lr * fraction
         optimiser.zero_grad(set_to_none=True)
         loss = objective(params, offset)  # (B,)
         tracker.update(step, loss, params, offset)
@@ -270,19 +309,20 @@ def _run_stage(
             break
         total = torch.where(tracker.active, loss, torch.zeros_like(loss)).sum()
         total.backward()
-        for group in groups:
-            for tensor in group["params"]:
-                if tensor.grad is not None:
-                    tensor.grad.nan_to_num_(0.0, 0.0, 0.0)
-                    if id(tensor) in grad_masks:
-                        tensor.grad.mul_(grad_masks[id(tensor)])
+        for tensor in tensors:
+            if tensor.grad is not None:
+                tensor.grad.nan_to_num_(0.0, 0.0, 0.0)
+                if id(tensor) in grad_masks:
+                    tensor.grad.mul_(grad_masks[id(tensor)])
+        before = {id(t): t.detach().clone() for t in tensors if id(t) in step_scales}
         optimiser.step()
-        if bounds:
-            with torch.no_grad():
-                for group in groups:
-                    for tensor in group["params"]:
-                        if id(tensor) in bounds:
-                            tensor.clamp_(*bounds[id(tensor)])
+        with torch.no_grad():
+            for tensor in tensors:
+                if id(tensor) in before:
+                    start = before[id(tensor)]
+                    tensor.copy_(start + (tensor - start) * step_scales[id(tensor)])
+                if id(tensor) in bounds:
+                    tensor.clamp_(*bounds[id(tensor)])
         tracker.restore_inactive(params, offset)
         if progress is not None:
             progress(FitStep(name, step + 1, steps, params, offset))
@@ -369,6 +409,7 @@ def fit_batch(
         "rigid", config.rigid_steps, params, None,
         [{"params": [params.pose, params.camera], "lr": config.rigid_lr}],
         rigid_objective, config, progress, grad_masks={id(params.pose): global_only},
+        step_scales=_camera_steps(scene, params, config),
     )
     outcome.losses["rigid"] = tracker.best_loss
     outcome.steps["rigid"] = ran
@@ -400,7 +441,9 @@ def fit_batch(
             loss = loss + config.offset_magnitude * off.pow(2).flatten(1).mean(dim=1)
         return loss
 
-    groups = [{"params": [p for p in params.tensors().values()], "lr": config.full_lr}]
+    factors = {"shape": config.shape_lr_factor, "expression": config.expression_lr_factor}
+    groups = [{"params": [value], "lr": config.full_lr * factors.get(name, 1.0)}
+              for name, value in params.tensors().items()]
     if offset is not None:
         groups.append({"params": [offset], "lr": config.offset_lr})
     if config.full_steps > 0:
@@ -410,7 +453,8 @@ def fit_batch(
             with torch.no_grad():
                 params.expression.clamp_(*scene.flame.expression_bounds)
         tracker, ran = _run_stage("full", config.full_steps, params, offset, groups,
-                                  full_objective, config, progress, bounds=bounds)
+                                  full_objective, config, progress, bounds=bounds,
+                                  step_scales=_camera_steps(scene, params, config))
         outcome.losses["full"] = tracker.best_loss
         outcome.steps["full"] = ran
         _mark_diverged(status, tracker, "full")
@@ -452,6 +496,14 @@ def _dense_targets(scene: HeadScene, dense_px: torch.Tensor | None, config: FitC
     precision = (1.0 / (0.5 + scene.dense_spread)) ** 2
     weights = present * (region_weight * precision / precision.mean())[None]
     return normalised(torch.nan_to_num(targets), resolution), weights
+
+
+def _camera_steps(scene: HeadScene, params: FitParameters, config: FitConfig) -> dict[int, torch.Tensor] | None:
+    """The camera's per-parameter step units for a stage (:meth:`HeadScene.camera_step_scale`
+    at the stage's start), as ``_run_stage``'s ``step_scales``; None with raw steps."""
+    if not config.even_camera_steps:
+        return None
+    return {id(params.camera): scene.camera_step_scale(params, config.resolution)}
 
 
 def _mark_diverged(status: list[str], tracker: _Tracker, stage: str) -> None:

@@ -207,6 +207,12 @@ class HeadScene(nn.Module):
         ``zoom`` scales the image about the crop centre (0.5: a frame twice as wide)."""
         return self.camera_model.camera(params.camera, resolution, zoom)
 
+    def camera_step_scale(self, params: FitParameters, resolution: int) -> torch.Tensor:
+        """``(B, n_params)`` units in which the optimiser's steps on the camera are even (a step
+        of 1 = a shift of half the crop or a doubling of the face's size;
+        :meth:`flamefit.renderer.camera_models.CameraModel.step_scale`)."""
+        return self.camera_model.step_scale(params.camera.detach(), resolution)
+
     def camera_from_similarity(self, scale: torch.Tensor, shift: torch.Tensor, resolution: int) -> torch.Tensor:
         """Camera parameters ``(B, n_params)`` that map model ``(x, y)`` (near the origin) to crop
         pixels ``px = R/2 + R/2 * scale * (x + shift_x)``, ``py = R/2 - R/2 * scale * (y + shift_y)``."""

@@ -165,6 +165,17 @@ class CameraModel(ABC):
         """``(B, n_params)`` random parameters framing a head in a crop (for synthetic data),
         drawn on the CPU from ``generator``."""
 
+    @abstractmethod
+    def step_scale(self, params: torch.Tensor, image_size) -> torch.Tensor:
+        """``(B, n_params)`` per-parameter units in which an optimiser's steps are even: near
+        ``params``, a change of ``step * scale`` in a translation parameter shifts the image by
+        ``step`` (in units of ``S = min(H, W) / 2`` pixels, the ``[-1, 1]`` crop coordinates), and
+        in the size parameter changes the image's size by a fraction ``step``.
+
+        A fit multiplies each optimiser step by it (Adam moves every parameter by about its
+        learning rate, whatever the parameter's units): without it, a step of 0.01 in a
+        translation in metres moves a face that fills a 224² crop by ~13 px."""
+
 
 @dataclass(frozen=True)
 class OrthographicCameraModel(CameraModel):
@@ -221,6 +232,12 @@ class OrthographicCameraModel(CameraModel):
         params[:, 0] = 7.0 + torch.rand(batch, generator=generator)
         params[:, 1:] = torch.randn(batch, 2, generator=generator) * 0.01
         return params
+
+    def step_scale(self, params: torch.Tensor, image_size) -> torch.Tensor:
+        """``[s, 1/s, 1/s]``: a relative change of ``s``, shifts ``tx, ty`` of ``1/s`` metres per
+        ``S``-pixel."""
+        s = params[:, :1].abs().clamp_min(1e-6)
+        return torch.cat([s, 1.0 / s, 1.0 / s], dim=1)
 
 
 @dataclass(frozen=True)
@@ -298,6 +315,15 @@ class PerspectiveCameraModel(CameraModel):
         params[:, :2] = torch.randn(batch, 2, generator=generator) * 0.01
         params[:, 2] = 1.0 + 0.1 * torch.rand(batch, generator=generator)
         return params
+
+    def step_scale(self, params: torch.Tensor, image_size) -> torch.Tensor:
+        """``[d, d, tz]`` with ``d = tz * S / f = tz * tan(fov / 2)``, the metres of a one-``S``-pixel
+        shift at the head's distance; a relative change of ``tz`` (the image's size, for a
+        head small against its distance)."""
+        height, width = _image_hw(image_size)
+        tz = params[:, 2:3].abs().clamp_min(1e-6)
+        d = tz * (min(height, width) / 2.0 / self.focal_px(image_size))
+        return torch.cat([d, d, tz], dim=1)
 
 
 CAMERA_MODEL_TYPES: dict[str, type[CameraModel]] = {

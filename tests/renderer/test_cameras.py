@@ -246,3 +246,34 @@ def test_camera_model_random_is_seeded_and_in_front(name):
     assert first.shape == (4, model.n_params)
     screen = model.camera(first, (224, 224)).project(0.4 * random_points(seed=1).float().repeat(2, 1, 1))  # a 16 cm face
     assert ((screen[..., :2] > 0) & (screen[..., :2] < 224)).all()
+
+
+@pytest.mark.parametrize("name", CAMERA_MODELS)
+@pytest.mark.parametrize("size", SIZES)
+def test_camera_model_step_scale_makes_every_parameter_move_the_image_alike(name, size):
+    """A small step of ``step * scale`` in a translation shifts the image by ``step`` S-pixels
+    (S = min(H, W) / 2); in the size parameter it changes the image's size by the fraction
+    ``step``, whatever the camera's scale or distance."""
+    model = camera_model(name)
+    params = model.random(2, torch.Generator().manual_seed(5)).double()
+    params[1] = model.from_similarity(torch.tensor([12.0], dtype=torch.float64),
+                                      torch.tensor([[0.01, -0.01]], dtype=torch.float64), size)[0]
+    scale = model.step_scale(params, size)
+    assert scale.shape == params.shape and (scale > 0).all()
+    half, step = min(size) / 2.0, 1e-4
+    points = 0.01 * random_points().double()  # within a cm of the model origin: a small object
+    base = model.camera(params, size).project(points)[..., :2]
+    size_column = {"orthographic": 0, "perspective": 2}[name]
+    for column in range(model.n_params):
+        moved = params.clone()
+        moved[:, column] += step * scale[:, column]
+        shifted = model.camera(moved, size).project(points)[..., :2]
+        if column == size_column:
+            centre = base.mean(dim=1, keepdim=True)
+            growth = ((shifted - shifted.mean(dim=1, keepdim=True)).norm(dim=-1)
+                      / (base - centre).norm(dim=-1)).mean(dim=1)
+            torch.testing.assert_close(growth.sub(1.0).abs(), torch.full((2,), step, dtype=torch.float64),
+                                       rtol=0.05, atol=0.0)
+        else:
+            moved_by = (shifted - base).norm(dim=-1).mean(dim=1) / half
+            torch.testing.assert_close(moved_by, torch.full((2,), step, dtype=torch.float64), rtol=0.05, atol=0.0)
