@@ -360,7 +360,7 @@ def run_fits(scene, inputs: SimpleNamespace, start: str, iters: tuple[int, int],
     if start == "regressor":  # the regressor schedule's learning rate and rotation prior
         from flamefit.fitting.options import REGRESSOR_SCHEDULE
 
-        fields = {k: v for k, v in REGRESSOR_SCHEDULE.config_fields().items() if not k.endswith("_steps")}
+        fields = {k: v for k, v in REGRESSOR_SCHEDULE.config_fields().items() if k not in ("rigid_steps", "full_steps")}
     fields.update(config_fields or {})
     config = FitConfig(resolution=CROP, rigid_steps=iters[0], full_steps=iters[1], **fields)
     rows = []

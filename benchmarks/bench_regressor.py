@@ -225,8 +225,7 @@ def compare_fits(scene, images, landmarks, truth, predicted, args, resolution, v
         # the refinement schedule's), unless --reference-lr
         start = ZERO_INIT if init is None or args.reference_lr else RESULT_INIT
         schedule = resolve_schedule(r, f, start)
-        config = FitConfig(resolution=resolution, rigid_steps=r, full_steps=f, convergence_tol=0.0,
-                           full_lr=schedule.full_lr, final_lr_fraction=schedule.final_lr_fraction)
+        config = FitConfig(resolution=resolution, convergence_tol=0.0, **schedule.config_fields())
         runs[name] = fit_with_curve(scene, images, landmarks, skin, config, init)
         schedules[name] = (r, f)
     zero_final = runs["zero"][2][:, -1]

@@ -17,7 +17,11 @@ learning rate and rotation prior, ``REGRESSOR_SCHEDULE``) and ``config`` overrid
 * ``image``: the first N (or ``A:B``) of ``bench_regressor.py``'s held-out renders (the true 68 points are
   the targets), the image regressor's start vs zero, fitted by
   ``bench_regressor.fit_with_curve``: final landmark error, face error, and the steps to come
-  within 1 % of the ``zero_200_800`` run's final error on each render.
+  within 1 % of the ``zero_200_800`` run's final error on each render. A regressor run starts
+  from ``flamefit fit --init OUT``'s schedule for flamefit's results (``RESULT_SCHEDULE``:
+  learning rate, warm-up, identity and expression factors) and ``config`` overrides it (sweep
+  files before 2026-12-01 gave every field in ``config``, over ``FitConfig``'s defaults of
+  their day).
 
 One torch thread (``--threads``); ``OUT.json`` is rewritten after every run and a rerun skips
 the runs it holds, so a long sweep can be stopped and resumed.
@@ -67,7 +71,7 @@ def sweep_image(first: int, last: int, runs: dict, out: Path, saved: dict) -> di
     from flamefit.fitting.synthetic import face_vertex_error_mm
     from flamefit.regressor.synthetic_faces import SyntheticFaceSampler, background_bank
     from flamefit.fitting.image_regressor import load_image_regressor
-    from flamefit.fitting.options import SHIPPED_IMAGE_REGRESSOR_DIR
+    from flamefit.fitting.options import RESULT_SCHEDULE, SHIPPED_IMAGE_REGRESSOR_DIR
     from flamefit.regressor.training import _step_generator
 
     device = torch.device("cpu")
@@ -89,8 +93,12 @@ def sweep_image(first: int, last: int, runs: dict, out: Path, saved: dict) -> di
     for name, run in runs.items():
         if name in done:
             continue
+        fields = {}
+        if run["start"] == "regressor":  # as `flamefit fit --init OUT` of `flamefit regress` refines it
+            fields = {k: v for k, v in RESULT_SCHEDULE.config_fields().items() if k not in ("rigid_steps", "full_steps")}
+        fields.update(run.get("config", {}))
         config = FitConfig(resolution=resolution, rigid_steps=run["iters"][0], full_steps=run["iters"][1],
-                           convergence_tol=0.0, **run.get("config", {}))
+                           convergence_tol=0.0, **fields)
         outcome, steps, curves, seconds = br.fit_with_curve(
             scene, sample.images, sample.landmarks_px, skin, config, predicted if run["start"] == "regressor" else None)
         face = face_vertex_error_mm(scene, outcome.params, truth_vertices, align=True).cpu().numpy()

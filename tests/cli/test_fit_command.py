@@ -311,3 +311,7 @@ def test_init_auto_is_the_default_and_zero_stays_possible(astronaut_path, tmp_pa
     assert (session.config.rigid_steps, session.config.full_steps) == RESULT_SCHEDULE.steps
     assert (session.config.full_lr, session.config.final_lr_fraction) == (
         RESULT_SCHEDULE.full_lr, RESULT_SCHEDULE.final_lr_fraction)
+    # ... warming up, with faster identity and expression coefficients
+    assert (session.config.warmup_steps, session.config.shape_lr_factor, session.config.expression_lr_factor) == (
+        RESULT_SCHEDULE.warmup_steps, RESULT_SCHEDULE.shape_lr_factor, RESULT_SCHEDULE.expression_lr_factor)
+    assert session.config.shape_lr_factor > 1 and session.config.even_camera_steps
