@@ -160,7 +160,7 @@ def _initial_parameters(scene, items: list[PreparedImage], resolution: int, devi
     an initial camera gets one from its landmarks at its initial pose and shape."""
     if not any(item.init for item in items) and shape_start is None:
         return None
-    from flamefit.fitting.optimizer import camera_from_landmarks
+    from flamefit.fitting.landmark_pose import camera_from_landmarks
 
     params = scene.initial_parameters(len(items), device)
     for row, item in enumerate(items):

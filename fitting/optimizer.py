@@ -7,7 +7,8 @@ and freezes it while the others go on).
 
 Stages (the reference implementation's schedule by default: Adam, 200 + 800 steps at 224²):
 
-0. closed-form camera from the 51 inner landmarks (scale and translation, no rotation);
+0. closed form from the 51 inner landmarks (:mod:`flamefit.fitting.landmark_pose`): the head's
+   rotation, then the camera's scale and translation (the reference starts unturned: camera only);
 1. rigid: global pose + camera on the 51 inner landmarks;
 2. full: shape, expression, neck/jaw/eye pose, albedo coefficients, SH light, camera (and an
    optional per-texel albedo offset) on all 68 landmarks (dynamic contour) + a masked robust
@@ -23,6 +24,7 @@ from typing import Callable
 import torch
 
 from flamefit.fitting.dense_embedding import REGIONS
+from flamefit.fitting.landmark_pose import camera_from_landmarks, pose_from_landmarks
 from flamefit.fitting.losses import (
     gaussian_prior,
     landmark_loss,
@@ -86,6 +88,15 @@ class FitConfig:
     zero the faster identity can lock a wrong rigid pose in (figures in
     :class:`flamefit.fitting.options.FitOptions`).
 
+    ``rotation_from_landmarks`` (on by default) starts a fit that has no start (``init=None``)
+    with the head turned and framed onto the detected points in closed form
+    (:func:`flamefit.fitting.landmark_pose.pose_from_landmarks`) instead of the reference's
+    unturned head with a camera only. From the unturned head the rigid stage must turn a profile
+    through most of a quarter turn by gradient steps, across the symmetric pose where the points
+    cannot tell which way to go; on steep views it could end facing away from the camera
+    (figures in ``benchmarks/README.md``, "Closed-form rotation"). ``False`` restores the
+    unturned start, for comparisons.
+
     ``warmup_steps`` makes each stage's learning rate rise linearly over its first steps (a
     refinement's higher rate would otherwise throw a good start off at its first steps, when
     Adam's steps are the learning rate whatever the gradient).
@@ -126,6 +137,7 @@ class FitConfig:
     shape_lr_factor: float = 1.0
     expression_lr_factor: float = 1.0
     start_rotation_prior: float = 0.0
+    rotation_from_landmarks: bool = True
 
 
 @dataclass
@@ -193,23 +205,6 @@ def learning_rate_fraction(step: int, steps: int, final: float, warmup: int) -> 
 def normalised(points_px: torch.Tensor, resolution: int) -> torch.Tensor:
     """Crop pixels -> ``[-1, 1]`` across the crop (loss coordinates); ``(..., 2)``."""
     return points_px / resolution * 2.0 - 1.0
-
-
-def camera_from_landmarks(
-    scene: HeadScene, params: FitParameters, target_px: torch.Tensor, resolution: int
-) -> torch.Tensor:
-    """Closed-form camera ``(B, 3)`` aligning the model's inner landmarks (at the current pose)
-    to the targets by scale and translation (a least-squares similarity without rotation)."""
-    with torch.no_grad():
-        model_points = scene.landmarks_model(params)[:, INNER, :2]  # (B, 51, 2) model x, y
-        target = scene.centred_coordinates(target_px[:, INNER], resolution)  # (B, 51, 2)
-        model_centre = model_points.mean(dim=1, keepdim=True)
-        target_centre = target.mean(dim=1, keepdim=True)
-        spread_model = (model_points - model_centre).pow(2).sum(dim=(1, 2)).sqrt()
-        spread_target = (target - target_centre).pow(2).sum(dim=(1, 2)).sqrt()
-        scale = spread_target / spread_model.clamp_min(1e-9)
-        shift = target_centre[:, 0] / scale[:, None] - model_centre[:, 0]
-        return scene.camera_from_similarity(scale, shift, resolution)
 
 
 class _Tracker:
@@ -349,8 +344,9 @@ def fit_batch(
         skin: ``(B, 1, R, R)`` per-pixel weight of the photometric term (skin probability
             times the crop's valid area).
         config: schedule and weights.
-        init: starting parameters (e.g. from a regressor or ``--init``); zeros when None, and
-            the camera is then estimated from the landmarks.
+        init: starting parameters (e.g. from a regressor or ``--init``); when None, zero
+            identity, expression and albedo, with the head's rotation and the camera estimated
+            from the landmarks in closed form (``config.rotation_from_landmarks``).
         progress: called with a :class:`FitStep` after each step (progress bars, snapshots
             for ``progress.gif``); it must not change the parameters.
         dense_px: ``(B, 478, 2)`` MediaPipe's points in crop pixels (NaN rows for images
@@ -365,7 +361,10 @@ def fit_batch(
     resolution = config.resolution
     if init is None:
         params = scene.initial_parameters(batch, device)
-        params.camera.copy_(camera_from_landmarks(scene, params, landmarks_px, resolution))
+        if config.rotation_from_landmarks:
+            params = pose_from_landmarks(scene, params, landmarks_px, resolution)
+        else:
+            params.camera.copy_(camera_from_landmarks(scene, params, landmarks_px, resolution))
     else:
         params = init.detach()
     for value in params.tensors().values():

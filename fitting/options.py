@@ -135,8 +135,8 @@ class FitOptions:
         init: where each fit starts. ``"auto"`` (default): the landmark regressor's prediction
             when the model has one ready (the open model's ships; FLAME's once trained and
             cached), else zero; ``"regressor"``: the landmark regressor (trained on first use
-            when missing); ``"zero"``: the mean face, frontal, with a camera from the
-            landmarks; a file or folder: other regressors' outputs read unchanged
+            when missing); ``"zero"``: the mean face, turned and framed onto the
+            landmarks in closed form (:mod:`flamefit.fitting.landmark_pose`); a file or folder: other regressors' outputs read unchanged
             (:mod:`flamefit.fitting.regressor_outputs`), as the per-photo inputs above, or
             flamefit's own results (``params.npz``; the ``OUT`` of ``regress`` or ``fit``).
         shape_prior: a file with shape coefficients (MICA's ``identity.npy``, any ``init``

@@ -21,7 +21,7 @@ import torch
 def _render_albedos(scene, albedos: torch.Tensor, resolution: int) -> np.ndarray:
     """Render ``albedos (B, 3, T, T)`` on the neutral head, frontal, with a fixed grey light;
     returns ``(B, R, R, 3)`` uint8."""
-    from flamefit.fitting.optimizer import camera_from_landmarks
+    from flamefit.fitting.landmark_pose import camera_from_landmarks
     from flamefit.renderer.render import render_textured, shape_light
     from flamefit.renderer.visualize import to_uint8
 
