@@ -82,7 +82,8 @@ class FitOptions:
 
     The default schedule follows the start (:func:`default_schedule`). From zero or another
     tool's output it is the reference implementation's 200 rigid + 800 full steps (Adam at a
-    constant 0.005), so ``--init zero`` fits as flamefit always did.
+    constant 0.005); a zero start is turned onto the landmarks in closed form first
+    (:mod:`flamefit.fitting.landmark_pose`).
 
     From the landmark regressor it is 50 + 200 (a quarter of the steps), chosen with
     ``benchmarks/bench_init.py`` (figures in ``benchmarks/README.md``, "Initialisation"). On 195
@@ -112,14 +113,16 @@ class FitOptions:
     From flamefit's own results (``--init OUT`` of ``flamefit regress`` or of an earlier fit)
     it is 0 + 250 at a learning rate of 0.01 that rises over 20 steps and decays to 5 % of it,
     with the identity and expression coefficients at 8 and 4 times that rate
-    (:data:`RESULT_SCHEDULE`), chosen with ``benchmarks/sweep_schedules.py image``: on 32
-    held-out renders (CPU, the true landmarks as targets) it ends 0.357 px from them (median)
-    where the zero start's 1000 steps end at 0.402, with a face error of 1.28 vs 1.30 mm, and
-    reaches the zero start's final error after 135 steps (median; 29 of 32 renders reach it).
+    (:data:`RESULT_SCHEDULE`), chosen with ``benchmarks/sweep_schedules.py image``: on 48
+    held-out renders (CPU, the true landmarks as targets) it ends 0.355 px from them (median)
+    where the zero start's 1000 steps end at 0.397, with a face error of 1.27 vs 1.30 mm, and
+    reaches the zero start's final error after 140 steps (median; 42 of 48 renders reach it
+    within the 250).
     Without the factors (0.02, warm-up, even camera steps) it ended at 0.451 px and 4 renders
     reached; the factors are not used from zero or the landmark regressor, where the pose may
     still be wrong: from zero, a faster identity locked a mirrored rigid pose in (a render at
-    yaw 66 degrees ended 11.5 px off with them, 0.55 px without).
+    yaw 66 degrees ended 11.5 px off with them, 0.55 px without; measured before the zero
+    start's closed-form rotation, not since).
 
     Attributes:
         device: torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``) or ``"auto"`` (CUDA when
